@@ -1,0 +1,389 @@
+// config.go: the command line (flags, validation, help) and the cluster membership
+// configuration that travels in the log.
+package main
+
+import (
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a cluster membership configuration: the servers whose votes count (§4.1).
+// A server's identity is its address exactly as written in -c (":9990", "10.0.0.1:9990").
+type Config struct {
+	Members []string
+}
+
+func (c Config) contains(id string) bool { return slices.Contains(c.Members, id) }
+
+// quorum is the number of votes or replicas that make a majority of the configuration.
+func (c Config) quorum() int { return len(c.Members)/2 + 1 }
+
+// ConfOp is the kind of a single-server membership change.
+type ConfOp uint8
+
+const (
+	confAdd ConfOp = iota + 1
+	confRemove
+)
+
+// ConfChange is the payload of an EntryConfig entry: one server added or removed, and the
+// whole configuration that results, so a reader of the log never has to replay history
+// to know the membership at an index.
+type ConfChange struct {
+	Op     ConfOp
+	Server string
+	Config Config
+}
+
+// announcement is the line every server prints when the change is applied.
+func (cc ConfChange) announcement() string {
+	if cc.Op == confAdd {
+		return "Added new peer " + cc.Server
+	}
+	return "Removed peer " + cc.Server
+}
+
+func encodeConfChange(cc ConfChange) []byte {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(cc); err != nil {
+		panic(fmt.Sprintf("encode %+v: %v", cc, err)) // a plain struct always encodes
+	}
+	return buf.Bytes()
+}
+
+func decodeConfChange(data []byte) (ConfChange, error) {
+	var cc ConfChange
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&cc); err != nil {
+		return ConfChange{}, fmt.Errorf("decode configuration entry: %w", err)
+	}
+	if cc.Op != confAdd && cc.Op != confRemove || len(cc.Config.Members) == 0 {
+		return ConfChange{}, fmt.Errorf("decode configuration entry: invalid change %+v", cc)
+	}
+	return cc, nil
+}
+
+// Client commands (-C).
+const (
+	cmdClient       = "clientcommand"
+	cmdAddServer    = "addserver"
+	cmdRemoveServer = "removeserver"
+)
+
+var clientCommands = []string{cmdClient, cmdAddServer, cmdRemoveServer}
+
+// Exit statuses of the binary.
+const (
+	exitOK      = 0 // the command committed (client) or the node stopped cleanly
+	exitFailed  = 1 // the command did not commit, or the node stopped on an error
+	exitUsage   = 2 // bad flags or arguments; nothing was done
+	exitUnknown = 3 // the command may or may not have committed (e.g. the leader died mid-way)
+)
+
+const defaultPort = "9990"
+
+// options is everything the command line can say.
+type options struct {
+	// Node.
+	cluster  string
+	port     string
+	dataDir  string
+	election time.Duration
+	beat     time.Duration
+
+	// Client.
+	command string
+	message string
+	servers string
+	timeout time.Duration
+
+	set map[string]bool // flags given explicitly
+}
+
+// nodeConfig is a validated node setup.
+type nodeConfig struct {
+	ID        string // this node's identity: its address as written in -c
+	Bootstrap Config // the first configuration, used only when the data dir is new
+	DataDir   string
+	Heartbeat time.Duration
+	Election  time.Duration
+}
+
+// clientConfig is a validated client invocation.
+type clientConfig struct {
+	Command string
+	Message string
+	Server  string
+	Timeout time.Duration
+}
+
+const usageText = `raft: a Raft consensus server and its client, in one binary.
+
+Run a node:
+  raft [-c MEMBERS] [-p PORT] [-d DIR]
+
+  raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three)
+  raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
+  raft                                     a one-member cluster on :9990; grow it with addserver
+                                           (start the new node as a spare: -c ':9990' -p 9991)
+
+Send a command (to any member; a follower forwards it to the leader):
+  raft -C clientcommand -m "I like beer." -S ":9990"   append a message
+  raft -C clientcommand -m count -S ":9990"            every server prints "Count N"
+  raft -C clientcommand -m print -S ":9990"            every server prints "Logs [...]"
+  raft -C addserver -m ":9993" -S ":9990"              add a member (start it as a spare first)
+  raft -C removeserver -m ":9993" -S ":9990"           remove a member
+
+Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
+2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
+
+Flags:
+`
+
+// flagSet declares every flag, bound to o.
+func flagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("raft", flag.ContinueOnError)
+	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone)")
+	fs.StringVar(&o.port, "p", defaultPort, "this node's `port`: 9990, :9990 or host:9990; it names the node's entry in -c")
+	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
+	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
+	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
+	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add/remove)")
+	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`address` of the member to send the command to")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
+	return fs
+}
+
+// parseOptions parses the command line. It returns flag.ErrHelp for -h.
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flagSet(&o)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (flags only; quote a message with spaces: -m \"I like beer.\")", fs.Arg(0))
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	return o, nil
+}
+
+// printUsage writes the help text with every flag.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usageText)
+	fs := flagSet(&options{})
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat"}
+var clientOnlyFlags = []string{"m", "S", "timeout"}
+
+// nodeConfigFrom validates the node flags.
+func nodeConfigFrom(o options) (nodeConfig, error) {
+	for _, f := range clientOnlyFlags {
+		if o.set[f] {
+			return nodeConfig{}, fmt.Errorf("-%s is a client flag; use it with -C", f)
+		}
+	}
+	if o.beat <= 0 || o.election <= 0 {
+		return nodeConfig{}, errors.New("-heartbeat and -election-timeout must be positive")
+	}
+	if o.election < 3*o.beat {
+		return nodeConfig{}, fmt.Errorf("-election-timeout %v must be at least three heartbeats (-heartbeat %v), or followers time out on a healthy leader", o.election, o.beat)
+	}
+	self, err := parseAddress(o.port, true)
+	if err != nil {
+		return nodeConfig{}, fmt.Errorf("-p: %w", err)
+	}
+	var members []string
+	if o.cluster != "" {
+		if members, err = parseMembers(o.cluster); err != nil {
+			return nodeConfig{}, fmt.Errorf("-c: %w", err)
+		}
+	}
+	id := self
+	if members == nil {
+		members = []string{self}
+	} else if id, err = identify(self, members); err != nil {
+		return nodeConfig{}, err
+	}
+	dir := o.dataDir
+	if dir == "" {
+		if dir, err = defaultDataDir(id); err != nil {
+			return nodeConfig{}, err
+		}
+	}
+	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election}, nil
+}
+
+// clientConfigFrom validates the client flags.
+func clientConfigFrom(o options) (clientConfig, error) {
+	for _, f := range nodeOnlyFlags {
+		if o.set[f] {
+			return clientConfig{}, fmt.Errorf("-%s is a node flag; it has no meaning with -C", f)
+		}
+	}
+	if !slices.Contains(clientCommands, o.command) {
+		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
+	}
+	if !o.set["m"] || o.message == "" {
+		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
+	}
+	if o.timeout <= 0 {
+		return clientConfig{}, errors.New("-timeout must be positive")
+	}
+	msg := o.message
+	if o.command != cmdClient {
+		addr, err := parseAddress(msg, false)
+		if err != nil {
+			return clientConfig{}, fmt.Errorf("-m: %w", err)
+		}
+		msg = addr
+	}
+	server, err := parseAddress(o.servers, true)
+	if err != nil {
+		return clientConfig{}, fmt.Errorf("-S: %w", err)
+	}
+	return clientConfig{Command: o.command, Message: msg, Server: server, Timeout: o.timeout}, nil
+}
+
+// parseAddress accepts "host:port" or ":port" and, if barePort, "port" alone
+// (returned as ":port"). The host is kept as written: it is part of the identity.
+func parseAddress(s string, barePort bool) (string, error) {
+	s = strings.TrimSpace(s)
+	if barePort && !strings.Contains(s, ":") {
+		s = ":" + s
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("bad address %q: want host:port or :port", s)
+	}
+	if strings.ContainsAny(host, " ,\t\n") {
+		return "", fmt.Errorf("bad address %q: the host contains a space or comma", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("bad address %q: port must be a number from 1 to 65535", s)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+// parseMembers parses -c: comma-separated addresses, no duplicates.
+func parseMembers(s string) ([]string, error) {
+	var members []string
+	for _, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		addr, err := parseAddress(part, false)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(members, addr) {
+			return nil, fmt.Errorf("%s is listed twice", addr)
+		}
+		members = append(members, addr)
+	}
+	if len(members) == 0 {
+		return nil, fmt.Errorf("no members in %q", s)
+	}
+	return members, nil
+}
+
+// identify finds this node's entry in -c. -p with a host must match an entry exactly;
+// a bare port matches the one entry with that port, or, if several have it, the one
+// whose host is this machine. A node not in -c is a spare: its identity is -p, with the
+// members' host if they all share one (so -c '127.0.0.1:9990' -p 9993 is 127.0.0.1:9993).
+func identify(self string, members []string) (string, error) {
+	host, port, _ := net.SplitHostPort(self)
+	var same []string
+	for _, m := range members {
+		mh, mp, _ := net.SplitHostPort(m)
+		if mp == port && (host == "" || mh == host) {
+			same = append(same, m)
+		}
+	}
+	if len(same) > 1 {
+		var local []string
+		for _, m := range same {
+			if mh, _, _ := net.SplitHostPort(m); isLocalHost(mh) {
+				local = append(local, m)
+			}
+		}
+		same = local
+	}
+	switch len(same) {
+	case 0:
+		if host == "" {
+			if h, ok := sharedHost(members); ok {
+				return net.JoinHostPort(h, port), nil
+			}
+		}
+		return self, nil
+	case 1:
+		return same[0], nil
+	}
+	return "", fmt.Errorf("-p %s matches several members of -c (%s); name this node's entry exactly: -p host:port", self, strings.Join(same, ", "))
+}
+
+// sharedHost returns the host every member is written with, if there is one.
+func sharedHost(members []string) (string, bool) {
+	first, _, _ := net.SplitHostPort(members[0])
+	for _, m := range members[1:] {
+		if h, _, _ := net.SplitHostPort(m); h != first {
+			return "", false
+		}
+	}
+	return first, true
+}
+
+// isLocalHost reports whether host names this machine without asking DNS.
+func isLocalHost(host string) bool {
+	switch host {
+	case "", "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(name, host) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultDataDir is ~/.goraft/<hostname>_<port>.
+func defaultDataDir(id string) (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no home directory for the default data dir (%v); give one with -d", err)
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("no hostname for the default data dir (%v); give one with -d", err)
+	}
+	_, port, _ := net.SplitHostPort(id)
+	return filepath.Join(home, ".goraft", hostname+"_"+port), nil
+}

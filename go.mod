@@ -1,0 +1,3 @@
+module raft
+
+go 1.26

@@ -1,0 +1,57 @@
+// main.go: dispatch. Parse the command line, run a node or a client, exit with a status
+// that says what happened (see the exit* constants in config.go).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout)
+		return exitOK
+	}
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	if o.set["C"] {
+		cfg, err := clientConfigFrom(o)
+		if err != nil {
+			return usageError(stderr, err)
+		}
+		return runClient(cfg, stdout, stderr)
+	}
+	cfg, err := nodeConfigFrom(o)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	stop := make(chan struct{})
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-signals
+		fmt.Fprintf(stderr, "raft: %v: stopping\n", s)
+		close(stop)
+	}()
+	if err := runNode(cfg, stdout, stderr, stop); err != nil {
+		fmt.Fprintf(stderr, "raft: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func usageError(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "raft: %v\nRun 'raft -h' for help.\n", err)
+	return exitUsage
+}

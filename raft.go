@@ -1,0 +1,902 @@
+// raft.go: the Raft consensus core: Figure 2 of the paper and the single-server
+// membership changes of the dissertation (§4.1).
+//
+// The core is a deterministic state machine. It has no goroutines, clock, files, sockets
+// or unseeded randomness: the event loop (server.go) feeds it messages (Step), time
+// (Tick) and client proposals (Propose), then takes the work that results (Ready):
+// state to persist, messages to send once it is durable, and committed entries to apply.
+// Tests drive many cores through a simulated network and clock the same way.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"slices"
+)
+
+// EntryType tells what a log entry carries.
+type EntryType uint8
+
+const (
+	EntryNormal EntryType = iota // a client message, applied to the state machine
+	EntryNoop                    // appended by a new leader to commit an entry of its term (§8)
+	EntryConfig                  // a membership change; Data is an encoded ConfChange (§4.1)
+)
+
+// Entry is one log entry.
+type Entry struct {
+	Index uint64
+	Term  uint64
+	Type  EntryType
+	Data  []byte
+}
+
+// MsgType is the kind of a message between servers.
+type MsgType uint8
+
+const (
+	MsgVote          MsgType = iota + 1 // RequestVote
+	MsgVoteResp                         // RequestVote reply
+	MsgApp                              // AppendEntries carrying entries (possibly none)
+	MsgAppResp                          // AppendEntries reply
+	MsgHeartbeat                        // AppendEntries with no log check: leadership and a safe commit index
+	MsgHeartbeatResp                    // heartbeat reply
+)
+
+var msgNames = map[MsgType]string{
+	MsgVote: "RequestVote", MsgVoteResp: "RequestVoteReply", MsgApp: "AppendEntries",
+	MsgAppResp: "AppendEntriesReply", MsgHeartbeat: "Heartbeat", MsgHeartbeatResp: "HeartbeatReply",
+}
+
+func (t MsgType) String() string {
+	if s, ok := msgNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("MsgType(%d)", uint8(t))
+}
+
+// Message is every RPC of Figure 2, request or reply, as a one-way message.
+// Replies are messages of their own, so the core never waits for anything.
+type Message struct {
+	Type     MsgType
+	From, To string
+	Term     uint64
+
+	// RequestVote: the candidate's last log entry, for the up-to-date check (§5.4.1).
+	LastLogIndex, LastLogTerm uint64
+
+	// AppendEntries and Heartbeat.
+	PrevLogIndex, PrevLogTerm uint64
+	Entries                   []Entry
+	LeaderCommit              uint64
+
+	// Replies.
+	Success bool // vote granted; entries accepted
+	// AppendEntries accepted: the last index known to match the leader's log, which is
+	// PrevLogIndex+len(Entries) of the request answered (never the follower's log length).
+	MatchIndex uint64
+	// AppendEntries refused: the PrevLogIndex refused, and where the follower's log
+	// diverges, so the leader backs up a term at a time rather than an entry at a time.
+	RejectIndex   uint64
+	ConflictTerm  uint64 // term of the follower's entry at RejectIndex; 0 if its log is shorter
+	ConflictIndex uint64 // first index of ConflictTerm in the follower's log, or its last index+1
+}
+
+// HardState is what a server must not forget across a crash (Figure 2's persistent
+// state, plus a commit index that lets a restart re-apply without waiting for a leader).
+type HardState struct {
+	Term   uint64
+	Vote   string
+	Commit uint64 // an index known to be committed when this was written
+}
+
+// Ready is the work the core hands to the event loop, to be done in this order:
+// persist HardState and Entries (fsync), then send Messages, then apply Committed,
+// then call Advance. Messages may depend on the persisted state (a granted vote, an
+// acknowledged append), so none may leave before the write returns.
+type Ready struct {
+	HardState *HardState // nil if it need not be written
+	Entries   []Entry    // to append; an entry at an index already stored replaces it and all after it
+	Messages  []Message
+	Committed []Entry // newly committed, in log order
+}
+
+// Errors from proposals.
+var (
+	errNotLeader        = errors.New("this server is not the leader")
+	errLeaderNotReady   = errors.New("the new leader has not yet committed an entry of its term; retry shortly")
+	errChangeInProgress = errors.New("another membership change is still in progress; retry when it commits")
+	errAlreadyMember    = errors.New("the server is already a member")
+	errNotMember        = errors.New("the server is not a member")
+	errLastMember       = errors.New("cannot remove the only member of the cluster")
+)
+
+type role uint8
+
+const (
+	follower role = iota
+	candidate
+	leader
+)
+
+func (r role) String() string {
+	return [...]string{"follower", "candidate", "leader"}[r]
+}
+
+const (
+	noLeader = ""
+	noVote   = ""
+)
+
+// coreConfig sets up a core.
+type coreConfig struct {
+	ID             string
+	ElectionTicks  int // minimum election timeout; each is drawn from [ElectionTicks, 2*ElectionTicks)
+	HeartbeatTicks int
+	MaxMsgBytes    int // bound on the entries' data in one AppendEntries (at least one entry is sent)
+	MaxInflight    int // AppendEntries a leader sends to one follower before hearing back
+	Rand           *rand.Rand
+}
+
+// persistentState is what a server loaded from its disk when it started.
+type persistentState struct {
+	HardState HardState
+	Entries   []Entry // the log, from index 1
+	Bootstrap Config  // the configuration before any configuration entry
+}
+
+// configAt is a configuration and the index of the entry that carried it (0: bootstrap).
+type configAt struct {
+	index  uint64
+	config Config
+}
+
+// progress is the leader's view of one follower: Figure 2's nextIndex and matchIndex,
+// plus flow control. A follower is probed one AppendEntries at a time until its log
+// position is known, then entries are streamed to it, up to MaxInflight unacknowledged.
+type progress struct {
+	match, next uint64
+	probing     bool     // position unknown: one AppendEntries at a time
+	probeSent   bool     // probing: waiting for the reply (or the next heartbeat) before resending
+	inflight    []uint64 // streaming: last index of each unacknowledged AppendEntries
+	removedAt   uint64   // > 0: removed by the configuration entry at this index; replicated to until it has it
+}
+
+func (pr *progress) paused(maxInflight int) bool {
+	if pr.probing {
+		return pr.probeSent
+	}
+	return len(pr.inflight) >= maxInflight
+}
+
+func (pr *progress) becomeProbe() {
+	pr.probing, pr.probeSent, pr.inflight = true, false, nil
+}
+
+func (pr *progress) becomeReplicate() {
+	pr.probing, pr.probeSent, pr.inflight = false, false, nil
+	pr.next = pr.match + 1
+}
+
+// acknowledge drops the inflight AppendEntries that the follower's match index covers.
+func (pr *progress) acknowledge(index uint64) {
+	n := 0
+	for n < len(pr.inflight) && pr.inflight[n] <= index {
+		n++
+	}
+	pr.inflight = pr.inflight[n:]
+}
+
+// raft is one server's consensus state. Field names follow Figure 2.
+type raft struct {
+	id string
+
+	// Persistent state on all servers.
+	currentTerm uint64
+	votedFor    string
+	log         *raftLog
+
+	// Volatile state on all servers.
+	commitIndex uint64
+	lastApplied uint64 // highest index handed to the caller to apply
+
+	role   role
+	leader string
+
+	// configs holds the bootstrap configuration and every configuration entry still in
+	// the log; the last one is in effect, committed or not (§4.1).
+	configs []configAt
+
+	votes    map[string]bool      // candidate: who answered, and how
+	progress map[string]*progress // leader: every other server it replicates to
+
+	electionElapsed  int
+	heartbeatElapsed int
+	electionTimeout  int // this term's randomized timeout, in ticks
+	electionTicks    int
+	heartbeatTicks   int
+	maxMsgBytes      int
+	maxInflight      int
+	rand             *rand.Rand
+
+	msgs           []Message
+	savedHardState HardState // the last hard state handed out for persisting
+}
+
+// newRaft builds a core from what a server found on its disk. It starts as a follower.
+func newRaft(c coreConfig, st persistentState) *raft {
+	r := &raft{
+		id:             c.ID,
+		currentTerm:    st.HardState.Term,
+		votedFor:       st.HardState.Vote,
+		log:            newRaftLog(st.Entries),
+		electionTicks:  c.ElectionTicks,
+		heartbeatTicks: c.HeartbeatTicks,
+		maxMsgBytes:    c.MaxMsgBytes,
+		maxInflight:    c.MaxInflight,
+		rand:           c.Rand,
+		configs:        []configAt{{0, st.Bootstrap}},
+		savedHardState: st.HardState,
+	}
+	r.commitIndex = min(st.HardState.Commit, r.log.lastIndex())
+	r.trackConfigs(st.Entries)
+	r.becomeFollower(r.currentTerm, noLeader)
+	return r
+}
+
+// config is the configuration in effect: the latest in the log.
+func (r *raft) config() Config { return r.configs[len(r.configs)-1].config }
+
+// configIndex is the index of the entry that carried the configuration in effect.
+func (r *raft) configIndex() uint64 { return r.configs[len(r.configs)-1].index }
+
+// promotable reports whether this server may campaign: only voting members do, so a
+// spare or a removed server never disrupts the cluster with elections of its own.
+func (r *raft) promotable() bool { return r.config().contains(r.id) }
+
+// Tick advances the core's clock by one tick.
+func (r *raft) Tick() {
+	if r.role == leader {
+		r.heartbeatElapsed++
+		if r.heartbeatElapsed >= r.heartbeatTicks {
+			r.heartbeatElapsed = 0
+			r.broadcastHeartbeat()
+		}
+		return
+	}
+	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout {
+		r.resetElectionTimer()
+		if r.promotable() {
+			r.campaign()
+		}
+	}
+}
+
+// Step advances the core by one message from another server.
+func (r *raft) Step(m Message) {
+	switch {
+	case m.Term > r.currentTerm:
+		// Any message from a newer term makes us a follower of that term (§5.1).
+		lead := noLeader
+		if m.Type == MsgApp || m.Type == MsgHeartbeat {
+			lead = m.From
+		}
+		r.becomeFollower(m.Term, lead)
+	case m.Term < r.currentTerm:
+		// A stale request is refused with our term, which makes its sender step down.
+		switch m.Type {
+		case MsgVote:
+			r.send(Message{Type: MsgVoteResp, To: m.From})
+		case MsgApp, MsgHeartbeat:
+			r.send(Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex})
+		}
+		return // stale replies answer questions we no longer ask
+	}
+	switch m.Type {
+	case MsgVote:
+		r.handleRequestVote(m)
+	case MsgVoteResp:
+		r.handleVoteResponse(m)
+	case MsgApp:
+		r.handleAppendEntries(m)
+	case MsgAppResp:
+		r.handleAppendResponse(m)
+	case MsgHeartbeat:
+		r.handleHeartbeat(m)
+	case MsgHeartbeatResp:
+		r.handleHeartbeatResponse(m)
+	}
+}
+
+// Propose appends a client message to the leader's log and returns its index and term.
+func (r *raft) Propose(data []byte) (index, term uint64, err error) {
+	if r.role != leader {
+		return 0, 0, errNotLeader
+	}
+	index = r.appendEntry(Entry{Type: EntryNormal, Data: data})
+	r.broadcastAppend(false)
+	return index, r.currentTerm, nil
+}
+
+// ProposeConfChange appends a single-server membership change (§4.1). The new
+// configuration takes effect as soon as it is in the log, so only one change may be
+// uncommitted at a time, and a new leader must first commit an entry of its own term:
+// until then it cannot know that a change left by its predecessor is not committed.
+func (r *raft) ProposeConfChange(op ConfOp, server string) (index, term uint64, err error) {
+	if r.role != leader {
+		return 0, 0, errNotLeader
+	}
+	if t, _ := r.log.term(r.commitIndex); t != r.currentTerm {
+		return 0, 0, errLeaderNotReady
+	}
+	if r.configIndex() > r.commitIndex {
+		return 0, 0, errChangeInProgress
+	}
+	cur := r.config()
+	var members []string
+	switch op {
+	case confAdd:
+		if cur.contains(server) {
+			return 0, 0, errAlreadyMember
+		}
+		members = append(slices.Clone(cur.Members), server)
+	case confRemove:
+		if !cur.contains(server) {
+			return 0, 0, errNotMember
+		}
+		if len(cur.Members) == 1 {
+			return 0, 0, errLastMember
+		}
+		members = slices.DeleteFunc(slices.Clone(cur.Members), func(m string) bool { return m == server })
+	default:
+		return 0, 0, fmt.Errorf("unknown membership change %d", op)
+	}
+	data := encodeConfChange(ConfChange{Op: op, Server: server, Config: Config{Members: members}})
+	index = r.appendEntry(Entry{Type: EntryConfig, Data: data})
+	r.broadcastAppend(false)
+	return index, r.currentTerm, nil
+}
+
+// hasReady reports whether Ready would hand out any work.
+func (r *raft) hasReady() bool {
+	return len(r.msgs) > 0 || r.log.stable < r.log.lastIndex() ||
+		r.commitIndex > r.lastApplied || r.mustSaveHardState()
+}
+
+func (r *raft) hardState() HardState {
+	return HardState{Term: r.currentTerm, Vote: r.votedFor, Commit: r.lastApplied}
+}
+
+// mustSaveHardState: a new term or vote is written before anything that depends on it.
+// The commit index only rides along with entries; losing it costs a re-apply, not safety.
+func (r *raft) mustSaveHardState() bool {
+	return r.currentTerm != r.savedHardState.Term || r.votedFor != r.savedHardState.Vote
+}
+
+// Ready returns the work accumulated since the last Advance.
+func (r *raft) Ready() Ready {
+	rd := Ready{
+		Entries:   r.log.unstable(),
+		Messages:  r.msgs,
+		Committed: r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
+	}
+	if hs := r.hardState(); r.mustSaveHardState() || (len(rd.Entries) > 0 && hs != r.savedHardState) {
+		rd.HardState = &hs
+	}
+	r.msgs = nil
+	return rd
+}
+
+// Advance tells the core that rd has been persisted, sent and applied.
+func (r *raft) Advance(rd Ready) {
+	if rd.HardState != nil {
+		r.savedHardState = *rd.HardState
+	}
+	if n := len(rd.Committed); n > 0 {
+		r.lastApplied = rd.Committed[n-1].Index
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		// The log may have changed since Ready; only entries still in it count as stable.
+		if t, ok := r.log.term(last.Index); ok && t == last.Term && last.Index > r.log.stable {
+			r.log.stable = last.Index
+			// The leader counts itself toward a quorum only for entries on its own disk.
+			if r.role == leader {
+				r.maybeCommit()
+			}
+		}
+	}
+}
+
+// --- Elections (§5.2) ---
+
+func (r *raft) resetElectionTimer() {
+	r.electionElapsed = 0
+	r.electionTimeout = r.electionTicks + r.rand.Intn(r.electionTicks)
+}
+
+func (r *raft) becomeFollower(term uint64, lead string) {
+	if term > r.currentTerm {
+		// votedFor is cleared only by a new term, never by stepping down within one.
+		r.currentTerm, r.votedFor = term, noVote
+	}
+	r.role, r.leader = follower, lead
+	r.votes, r.progress = nil, nil
+	r.resetElectionTimer()
+}
+
+func (r *raft) campaign() {
+	r.currentTerm++
+	r.votedFor = r.id
+	r.role, r.leader = candidate, noLeader
+	r.votes = map[string]bool{r.id: true}
+	r.resetElectionTimer()
+	if r.tallyVotes() {
+		return // a cluster of one elects itself
+	}
+	for _, id := range r.config().Members {
+		if id != r.id {
+			r.send(Message{Type: MsgVote, To: id, LastLogIndex: r.log.lastIndex(), LastLogTerm: r.log.lastTerm()})
+		}
+	}
+}
+
+func (r *raft) handleRequestVote(m Message) {
+	// Vote once per term: for the first candidate that asks, or again for the same one
+	// (its request may have been duplicated). The vote is persisted before the reply leaves.
+	canVote := r.votedFor == noVote || r.votedFor == m.From
+	// Only for a candidate whose log is at least as up-to-date as ours: compare the last
+	// entries' terms, then the lengths (§5.4.1). Commit indices play no part.
+	lastTerm := r.log.lastTerm()
+	upToDate := m.LastLogTerm > lastTerm || (m.LastLogTerm == lastTerm && m.LastLogIndex >= r.log.lastIndex())
+	if canVote && upToDate {
+		r.votedFor = m.From
+		r.electionElapsed = 0
+		r.send(Message{Type: MsgVoteResp, To: m.From, Success: true})
+		return
+	}
+	r.send(Message{Type: MsgVoteResp, To: m.From})
+}
+
+func (r *raft) handleVoteResponse(m Message) {
+	if r.role != candidate {
+		return
+	}
+	r.votes[m.From] = m.Success
+	r.tallyVotes()
+}
+
+// tallyVotes makes a candidate leader once a majority of the configuration has voted
+// for it, or a follower once a majority has refused. It reports whether it decided.
+func (r *raft) tallyVotes() bool {
+	cfg := r.config()
+	granted, refused := 0, 0
+	for _, id := range cfg.Members {
+		if v, ok := r.votes[id]; ok && v {
+			granted++
+		} else if ok {
+			refused++
+		}
+	}
+	switch {
+	case granted >= cfg.quorum():
+		r.becomeLeader()
+		return true
+	case refused >= cfg.quorum():
+		r.becomeFollower(r.currentTerm, noLeader)
+		return true
+	}
+	return false
+}
+
+func (r *raft) becomeLeader() {
+	r.role, r.leader = leader, r.id
+	r.votes = nil
+	r.heartbeatElapsed = 0
+	r.progress = map[string]*progress{}
+	r.syncProgress()
+	// A new leader appends an entry of its own term at once: entries of earlier terms
+	// commit only with it (§5.4.2), and membership changes wait until it has committed.
+	r.appendEntry(Entry{Type: EntryNoop})
+	r.broadcastAppend(true)
+}
+
+// --- Log replication (§5.3) ---
+
+func (r *raft) handleAppendEntries(m Message) {
+	if r.role == leader {
+		return // two leaders in one term cannot happen; don't let a bad peer make it so
+	}
+	r.becomeFollowerOf(m.From)
+	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex}
+	if !entriesFollow(m) {
+		return // malformed: entries must be numbered on from PrevLogIndex
+	}
+	// Refuse if our log has no entry at PrevLogIndex with term PrevLogTerm, and say
+	// where our log diverges so the leader can skip a whole term per round trip.
+	if m.PrevLogIndex > r.log.lastIndex() {
+		reply.ConflictIndex = r.log.lastIndex() + 1
+		r.send(reply)
+		return
+	}
+	if t, _ := r.log.term(m.PrevLogIndex); t != m.PrevLogTerm {
+		reply.ConflictTerm = t
+		reply.ConflictIndex = m.PrevLogIndex
+		for reply.ConflictIndex-1 > r.commitIndex {
+			if pt, _ := r.log.term(reply.ConflictIndex - 1); pt != t {
+				break
+			}
+			reply.ConflictIndex--
+		}
+		r.send(reply)
+		return
+	}
+	// Append what we lack. Truncate only at a real conflict: a delayed, shorter
+	// AppendEntries must not cut off entries a later one already added.
+	for i, e := range m.Entries {
+		t, ok := r.log.term(e.Index)
+		if ok && t == e.Term {
+			continue
+		}
+		if ok && e.Index <= r.commitIndex {
+			panic(fmt.Sprintf("%s: leader %s term %d conflicts with committed entry %d (term %d, commit %d)",
+				r.id, m.From, m.Term, e.Index, t, r.commitIndex))
+		}
+		if ok {
+			r.untrackConfigs(e.Index)
+		}
+		r.log.append(m.Entries[i:])
+		r.trackConfigs(m.Entries[i:])
+		break
+	}
+	// The entries up to PrevLogIndex+len(Entries) now match the leader's; anything after
+	// them may not, so the commit index never goes past them (Figure 2, rule 5).
+	last := m.PrevLogIndex + uint64(len(m.Entries))
+	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, last))
+	reply.Success, reply.MatchIndex = true, last
+	r.send(reply)
+}
+
+// entriesFollow checks that a message's entries are numbered on from PrevLogIndex.
+func entriesFollow(m Message) bool {
+	for i, e := range m.Entries {
+		if e.Index != m.PrevLogIndex+1+uint64(i) || e.Term > m.Term {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *raft) becomeFollowerOf(lead string) {
+	if r.role == candidate {
+		r.becomeFollower(r.currentTerm, lead)
+	}
+	r.leader = lead
+	r.electionElapsed = 0
+}
+
+func (r *raft) handleAppendResponse(m Message) {
+	pr := r.progress[m.From]
+	if r.role != leader || pr == nil {
+		return
+	}
+	if !m.Success {
+		// A refusal of an index we already know matches, or (while probing) of another
+		// index than the one we last probed, answers an old request: ignore it.
+		if m.RejectIndex <= pr.match || (pr.probing && m.RejectIndex != pr.next-1) {
+			return
+		}
+		pr.next = r.backUp(m, pr)
+		pr.becomeProbe()
+		r.sendAppend(m.From, pr, true)
+		return
+	}
+	advanced := m.MatchIndex > pr.match
+	if advanced {
+		pr.match = m.MatchIndex // matchIndex never moves backwards
+	}
+	if pr.probing {
+		pr.becomeReplicate()
+	} else {
+		pr.acknowledge(pr.match)
+		pr.next = max(pr.next, pr.match+1)
+	}
+	if advanced && r.maybeCommit() {
+		return // maybeCommit sent everyone the news
+	}
+	if pr.removedAt > 0 && pr.match >= pr.removedAt && r.commitIndex >= pr.removedAt {
+		// It has the entry that removed it; tell it the entry committed, then let it go.
+		r.sendAppend(m.From, pr, true)
+		delete(r.progress, m.From)
+		return
+	}
+	r.sendAppend(m.From, pr, false)
+}
+
+// backUp picks the next index to probe after a refusal: past the follower's last entry
+// if its log is short, else after the leader's last entry of the conflicting term, else
+// the first index of that term in the follower's log.
+func (r *raft) backUp(m Message, pr *progress) uint64 {
+	next := m.ConflictIndex
+	if m.ConflictTerm > 0 {
+		if index := r.log.lastIndexOfTerm(m.ConflictTerm, m.RejectIndex); index > 0 {
+			next = index + 1
+		}
+	}
+	return max(min(next, m.RejectIndex), pr.match+1, 1)
+}
+
+func (r *raft) handleHeartbeat(m Message) {
+	if r.role == leader {
+		return
+	}
+	r.becomeFollowerOf(m.From)
+	// The leader sends min(its commit, our match), so every index up to it is in our log
+	// and matches; it is safe to commit without a log check.
+	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, r.log.lastIndex()))
+	r.send(Message{Type: MsgHeartbeatResp, To: m.From})
+}
+
+func (r *raft) handleHeartbeatResponse(m Message) {
+	pr := r.progress[m.From]
+	if r.role != leader || pr == nil {
+		return
+	}
+	pr.probeSent = false
+	if !pr.probing && len(pr.inflight) >= r.maxInflight {
+		// The window is full and a round trip has gone by: assume one was lost.
+		pr.inflight = pr.inflight[1:]
+	}
+	if pr.match < r.log.lastIndex() {
+		// Resend what it lacks. If an AppendEntries was lost, this one is refused and the
+		// follower is probed again from where its log ends.
+		r.sendAppend(m.From, pr, true)
+	}
+}
+
+// sendAppend sends a follower the entries it lacks, if its flow control allows.
+// With sendEmpty it sends even with no entries, to probe or to carry the commit index.
+func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
+	if pr.paused(r.maxInflight) {
+		return
+	}
+	prevIndex := pr.next - 1
+	prevTerm, ok := r.log.term(prevIndex)
+	if !ok {
+		panic(fmt.Sprintf("%s: nextIndex %d for %s is outside the log [%d, %d]", r.id, pr.next, to, r.log.firstIndex(), r.log.lastIndex()))
+	}
+	ents := r.log.slice(pr.next, r.log.lastIndex()+1, r.maxMsgBytes)
+	if len(ents) == 0 && !sendEmpty {
+		return
+	}
+	r.send(Message{Type: MsgApp, To: to, PrevLogIndex: prevIndex, PrevLogTerm: prevTerm, Entries: ents, LeaderCommit: r.commitIndex})
+	switch {
+	case pr.probing:
+		pr.probeSent = true
+	case len(ents) > 0:
+		last := ents[len(ents)-1].Index
+		pr.next = last + 1 // stream on without waiting for the reply
+		pr.inflight = append(pr.inflight, last)
+	}
+}
+
+func (r *raft) broadcastAppend(sendEmpty bool) {
+	for _, id := range r.progressOrder() {
+		r.sendAppend(id, r.progress[id], sendEmpty)
+	}
+}
+
+func (r *raft) broadcastHeartbeat() {
+	for _, id := range r.progressOrder() {
+		pr := r.progress[id]
+		r.send(Message{Type: MsgHeartbeat, To: id, LeaderCommit: min(pr.match, r.commitIndex)})
+	}
+}
+
+// progressOrder lists followers in a fixed order, so a seeded run replays exactly.
+func (r *raft) progressOrder() []string {
+	ids := make([]string, 0, len(r.progress))
+	for id := range r.progress {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// maybeCommit advances the commit index to the highest index stored on a majority of
+// the configuration, and reports whether it moved.
+func (r *raft) maybeCommit() bool {
+	cfg := r.config()
+	matches := make([]uint64, 0, len(cfg.Members))
+	for _, id := range cfg.Members {
+		switch {
+		case id == r.id:
+			matches = append(matches, r.log.stable)
+		case r.progress[id] != nil:
+			matches = append(matches, r.progress[id].match)
+		default:
+			matches = append(matches, 0)
+		}
+	}
+	slices.Sort(matches)
+	n := matches[len(matches)-cfg.quorum()]
+	// A leader may only count replicas for entries of its own term (§5.4.2, Figure 8):
+	// committing an older entry by count could later be overwritten.
+	if t, _ := r.log.term(n); n <= r.commitIndex || t != r.currentTerm {
+		return false
+	}
+	r.commitIndex = n
+	r.broadcastAppend(true)
+	// A leader removed from the configuration manages the cluster until the change that
+	// removed it commits, then steps down (§4.2.2); the others elect a leader among them.
+	if !cfg.contains(r.id) && r.configIndex() <= r.commitIndex {
+		r.becomeFollower(r.currentTerm, noLeader)
+	}
+	return true
+}
+
+// appendEntry appends an entry of the current term to the leader's log.
+func (r *raft) appendEntry(e Entry) uint64 {
+	e.Index, e.Term = r.log.lastIndex()+1, r.currentTerm
+	ents := []Entry{e}
+	r.log.append(ents)
+	if r.trackConfigs(ents) {
+		r.syncProgress()
+	}
+	return e.Index
+}
+
+// trackConfigs records the configuration entries among ents. A configuration takes
+// effect as soon as it is in the log, committed or not (§4.1).
+func (r *raft) trackConfigs(ents []Entry) bool {
+	changed := false
+	for _, e := range ents {
+		if e.Type != EntryConfig {
+			continue
+		}
+		cc, err := decodeConfChange(e.Data)
+		if err != nil {
+			panic(fmt.Sprintf("%s: entry %d: %v", r.id, e.Index, err)) // storage and transport check this before the core sees it
+		}
+		r.configs = append(r.configs, configAt{e.Index, cc.Config})
+		changed = true
+	}
+	return changed
+}
+
+// untrackConfigs forgets configurations from entries at index and after, which are
+// about to be overwritten: the configuration rolls back to the previous one.
+func (r *raft) untrackConfigs(index uint64) {
+	for len(r.configs) > 1 && r.configs[len(r.configs)-1].index >= index {
+		r.configs = r.configs[:len(r.configs)-1]
+	}
+}
+
+// syncProgress makes the leader replicate to every member of the configuration in
+// effect. A removed server is still sent entries until it has the one that removed it,
+// so it learns it is out and stops expecting a leader.
+func (r *raft) syncProgress() {
+	cfg := r.config()
+	for _, id := range cfg.Members {
+		if id == r.id {
+			continue
+		}
+		if pr := r.progress[id]; pr != nil {
+			pr.removedAt = 0
+		} else {
+			r.progress[id] = &progress{next: r.log.lastIndex() + 1, probing: true}
+		}
+	}
+	for id, pr := range r.progress {
+		if !cfg.contains(id) && pr.removedAt == 0 {
+			pr.removedAt = r.configIndex()
+		}
+	}
+}
+
+func (r *raft) send(m Message) {
+	m.From, m.Term = r.id, r.currentTerm
+	r.msgs = append(r.msgs, m)
+}
+
+// status is a snapshot of the core for logs and tests.
+type status struct {
+	ID                       string
+	Role                     role
+	Term                     uint64
+	Leader                   string
+	Commit, Applied, LastLog uint64
+	Config                   Config
+}
+
+func (r *raft) status() status {
+	return status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
+		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config()}
+}
+
+// --- The log in memory ---
+
+// raftLog is the core's copy of the log. entries[0] is a placeholder for the entry
+// before the first (index 0, term 0 until the log can be compacted).
+type raftLog struct {
+	entries []Entry
+	stable  uint64 // last index known to be on this server's disk
+}
+
+func newRaftLog(ents []Entry) *raftLog {
+	l := &raftLog{entries: make([]Entry, 1, len(ents)+1)}
+	l.entries = append(l.entries, ents...)
+	l.stable = l.lastIndex()
+	return l
+}
+
+func (l *raftLog) firstIndex() uint64 { return l.entries[0].Index + 1 }
+func (l *raftLog) lastIndex() uint64  { return l.entries[len(l.entries)-1].Index }
+func (l *raftLog) lastTerm() uint64   { return l.entries[len(l.entries)-1].Term }
+
+// term returns the term of the entry at index, and whether the log holds it.
+func (l *raftLog) term(index uint64) (uint64, bool) {
+	if index < l.entries[0].Index || index > l.lastIndex() {
+		return 0, false
+	}
+	return l.entries[index-l.entries[0].Index].Term, true
+}
+
+// lastIndexOfTerm is the index of the last entry of term at or before atMost, or 0.
+func (l *raftLog) lastIndexOfTerm(term, atMost uint64) uint64 {
+	for index := min(atMost, l.lastIndex()); index >= l.firstIndex(); index-- {
+		t, _ := l.term(index)
+		if t == term {
+			return index
+		}
+		if t < term {
+			break
+		}
+	}
+	return 0
+}
+
+// slice returns the entries in [lo, hi), cut after maxBytes of data (0: no limit) but
+// never empty when the range is not. The slice is capped so appending to it cannot
+// write into the log.
+func (l *raftLog) slice(lo, hi uint64, maxBytes int) []Entry {
+	if lo >= hi {
+		return nil
+	}
+	off := l.entries[0].Index
+	ents := l.entries[lo-off : hi-off : hi-off]
+	if maxBytes > 0 {
+		size := 0
+		for i, e := range ents {
+			size += len(e.Data)
+			if size > maxBytes && i > 0 {
+				return ents[:i:i]
+			}
+		}
+	}
+	return ents
+}
+
+// unstable returns the entries not yet known to be on disk.
+func (l *raftLog) unstable() []Entry {
+	return l.slice(l.stable+1, l.lastIndex()+1, 0)
+}
+
+// append adds ents, which start at most one past the last index; entries at and after
+// ents[0].Index are replaced. A replacement copies the kept prefix, so slices of the old
+// log already handed out (in messages being sent, in a Ready) never change under their readers.
+func (l *raftLog) append(ents []Entry) {
+	first := ents[0].Index
+	if first > l.lastIndex()+1 || first <= l.entries[0].Index {
+		panic(fmt.Sprintf("append entries from %d to a log holding [%d, %d]", first, l.firstIndex(), l.lastIndex()))
+	}
+	if first <= l.lastIndex() {
+		keep := first - l.entries[0].Index
+		l.entries = append(l.entries[:keep:keep], ents...)
+		l.stable = min(l.stable, first-1)
+		return
+	}
+	l.entries = append(l.entries, ents...)
+}

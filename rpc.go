@@ -1,0 +1,351 @@
+// rpc.go: the transport. net/rpc over TCP, service "Raft" with two methods:
+//
+//	Raft.Deliver  a batch of Raft messages from one server to another (one-way: the
+//	              replies are messages of their own, sent back the same way)
+//	Raft.Command  a client command, answered once it is committed and applied
+//
+// Each peer has a bounded queue and one sender goroutine holding one connection, with
+// one Deliver call in flight: messages arrive in the order they were sent (net/rpc runs
+// concurrent calls in parallel, so pipelining calls would reorder them), and everything
+// queued while a call is out goes in the next batch. A full queue drops messages rather
+// than block the event loop; Raft resends what matters. Every call is bounded by a timer,
+// since net/rpc's Call has none.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/rpc"
+	"sync"
+	"time"
+)
+
+// Batch is the argument of Raft.Deliver.
+type Batch struct {
+	Messages []Message
+}
+
+// Ack is the empty reply of Raft.Deliver: the messages were handed to the event loop.
+type Ack struct{}
+
+// CommandRequest is the argument of Raft.Command.
+type CommandRequest struct {
+	Command   string        // cmdClient, cmdAddServer or cmdRemoveServer
+	Message   string        // the text to append, or the server to add or remove
+	Wait      time.Duration // how long the client waits for the outcome
+	Forwarded bool          // sent by a follower for a client: the receiver does not forward again
+}
+
+// CommandStatus is the outcome of a command. Decisions travel in these fields, never
+// in an error string.
+type CommandStatus uint8
+
+const (
+	StatusOK       CommandStatus = iota + 1 // committed and applied at Index
+	StatusRetry                             // not committed; sending it again may succeed (no leader yet, a change in progress)
+	StatusRejected                          // not committed, and sending it again will not help (already a member, ...)
+	StatusUnknown                           // it may or may not commit (the leader was lost after it appended it)
+)
+
+// CommandResponse is the reply of Raft.Command.
+type CommandResponse struct {
+	Status      CommandStatus
+	Index, Term uint64 // where it committed
+	Result      string // what applying it printed ("Count 3", "Logs [...]", "Added new peer :9993")
+	Leader      string // the leader, if known
+	NotLeader   bool   // the server asked is not the leader (Leader says who is, if known)
+	ForwardedTo string // the server asked forwarded the command to this leader
+	Error       string // why it did not succeed
+}
+
+const (
+	peerQueueLen    = 4096
+	maxBatchMsgs    = 512
+	maxBatchBytes   = 4 << 20
+	dialTimeout     = 500 * time.Millisecond
+	deliverTimeout  = 2 * time.Second
+	minRedialWait   = 20 * time.Millisecond
+	maxRedialWait   = 500 * time.Millisecond
+	maxCommandWait  = 60 * time.Second
+	forwardOverhead = 500 * time.Millisecond // extra time a forwarder waits for the leader's own answer
+)
+
+// errNotSent marks a failure that happened before a request left: it certainly had no effect.
+var errNotSent = errors.New("not sent")
+
+// rpcService is what net/rpc exposes as "Raft".
+type rpcService struct{ n *node }
+
+// Deliver hands a batch of messages to the event loop.
+func (s *rpcService) Deliver(b *Batch, _ *Ack) error {
+	return s.n.deliver(b.Messages)
+}
+
+// Command runs a client command.
+func (s *rpcService) Command(req *CommandRequest, resp *CommandResponse) error {
+	*resp = s.n.command(req)
+	return nil
+}
+
+// transport sends messages to peers and forwards commands. send is called only by the
+// event loop; forward by RPC handlers.
+type transport struct {
+	id     string
+	logger *log.Logger
+	peers  map[string]*peer
+	stopc  chan struct{}
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	fwd   map[string]*rpc.Client // connections used to forward commands, by leader address
+	conns map[net.Conn]bool      // accepted connections, closed on stop
+	ln    net.Listener
+}
+
+func newTransport(id string, logger *log.Logger) *transport {
+	return &transport{id: id, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
+		fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}}
+}
+
+// serve accepts connections on ln and serves srv on each until stop.
+func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
+	t.mu.Lock()
+	t.ln = ln
+	t.mu.Unlock()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-t.stopc:
+				return
+			default:
+			}
+			t.logger.Printf("accept on %s: %v", ln.Addr(), err)
+			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: don't spin
+			continue
+		}
+		t.mu.Lock()
+		t.conns[conn] = true
+		t.mu.Unlock()
+		go func() {
+			srv.ServeConn(conn)
+			t.mu.Lock()
+			delete(t.conns, conn)
+			t.mu.Unlock()
+		}()
+	}
+}
+
+// send queues messages for their peers and returns at once.
+func (t *transport) send(msgs []Message) {
+	for _, m := range msgs {
+		p := t.peers[m.To]
+		if p == nil {
+			p = &peer{addr: m.To, t: t, queue: make(chan Message, peerQueueLen)}
+			t.peers[m.To] = p
+			t.wg.Add(1)
+			go p.run()
+		}
+		select {
+		case p.queue <- m:
+		default: // the peer is slow or gone: drop, Raft resends
+		}
+	}
+}
+
+// stop closes the listener, every connection and every sender.
+func (t *transport) stop() {
+	close(t.stopc)
+	t.mu.Lock()
+	if t.ln != nil {
+		t.ln.Close()
+	}
+	for c := range t.conns {
+		c.Close()
+	}
+	for _, c := range t.fwd {
+		c.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// peer sends queued messages to one server, one Deliver call at a time.
+type peer struct {
+	addr  string
+	t     *transport
+	queue chan Message
+	down  bool // last attempt failed; logged once per outage
+}
+
+func (p *peer) run() {
+	defer p.t.wg.Done()
+	var client *rpc.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
+	wait := minRedialWait
+	for {
+		var batch []Message
+		select {
+		case m := <-p.queue:
+			batch = p.fill(m)
+		case <-p.t.stopc:
+			return
+		}
+		if client == nil {
+			conn, err := net.DialTimeout("tcp", p.addr, dialTimeout)
+			if err != nil {
+				p.failed(err)
+				// What is queued is stale by the time we can connect: drop it.
+				for len(p.queue) > 0 {
+					<-p.queue
+				}
+				select {
+				case <-time.After(wait):
+				case <-p.t.stopc:
+					return
+				}
+				wait = min(2*wait, maxRedialWait)
+				continue
+			}
+			client, wait = rpc.NewClient(conn), minRedialWait
+		}
+		call := client.Go("Raft.Deliver", &Batch{Messages: batch}, &Ack{}, make(chan *rpc.Call, 1))
+		timer := time.NewTimer(deliverTimeout)
+		select {
+		case <-call.Done:
+			var serverErr rpc.ServerError
+			switch {
+			case call.Error == nil:
+				p.recovered()
+			case errors.As(call.Error, &serverErr):
+				p.failed(call.Error) // it answered, but refused the batch; the connection is fine
+			default:
+				p.failed(call.Error)
+				client.Close()
+				client = nil
+			}
+		case <-timer.C:
+			p.failed(fmt.Errorf("no answer within %v", deliverTimeout))
+			client.Close()
+			client = nil
+		case <-p.t.stopc:
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// fill builds a batch from m and whatever else is queued, within bounds.
+func (p *peer) fill(m Message) []Message {
+	batch, size := []Message{m}, messageBytes(m)
+	for len(batch) < maxBatchMsgs && size < maxBatchBytes {
+		select {
+		case m := <-p.queue:
+			batch = append(batch, m)
+			size += messageBytes(m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func messageBytes(m Message) int {
+	n := 64
+	for _, e := range m.Entries {
+		n += 32 + len(e.Data)
+	}
+	return n
+}
+
+func (p *peer) failed(err error) {
+	if !p.down {
+		p.down = true
+		p.t.logger.Printf("peer %s: %v (will keep retrying)", p.addr, err)
+	}
+}
+
+func (p *peer) recovered() {
+	if p.down {
+		p.down = false
+		p.t.logger.Printf("peer %s: reachable again", p.addr)
+	}
+}
+
+// forward sends a command to the leader and waits for its answer. An error wrapping
+// errNotSent means the command certainly did not reach the leader.
+func (t *transport) forward(leader string, req *CommandRequest) (CommandResponse, error) {
+	var resp CommandResponse
+	for attempt := 0; attempt < 2; attempt++ {
+		client, err := t.forwardClient(leader)
+		if err != nil {
+			return resp, fmt.Errorf("%w: %v", errNotSent, err)
+		}
+		call := client.Go("Raft.Command", req, &resp, make(chan *rpc.Call, 1))
+		timer := time.NewTimer(req.Wait + forwardOverhead)
+		select {
+		case <-call.Done:
+			timer.Stop()
+			if errors.Is(call.Error, rpc.ErrShutdown) {
+				// The cached connection had already failed, so nothing was sent: redial once.
+				t.dropForwardClient(leader, client)
+				continue
+			}
+			if call.Error != nil {
+				t.dropForwardClient(leader, client)
+			}
+			return resp, call.Error
+		case <-timer.C:
+			t.dropForwardClient(leader, client)
+			return resp, fmt.Errorf("no answer from %s within %v", leader, req.Wait+forwardOverhead)
+		case <-t.stopc:
+			timer.Stop()
+			return resp, errors.New("this server is shutting down")
+		}
+	}
+	return resp, fmt.Errorf("%w: connection to %s keeps closing", errNotSent, leader)
+}
+
+func (t *transport) forwardClient(addr string) (*rpc.Client, error) {
+	t.mu.Lock()
+	c := t.fwd[addr]
+	t.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	c = rpc.NewClient(conn)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old := t.fwd[addr]; old != nil {
+		c.Close() // another handler connected first
+		return old, nil
+	}
+	select {
+	case <-t.stopc:
+		c.Close()
+		return nil, errors.New("this server is shutting down")
+	default:
+	}
+	t.fwd[addr] = c
+	return c, nil
+}
+
+func (t *transport) dropForwardClient(addr string, c *rpc.Client) {
+	t.mu.Lock()
+	if t.fwd[addr] == c {
+		delete(t.fwd, addr)
+	}
+	t.mu.Unlock()
+	c.Close()
+}

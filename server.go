@@ -1,0 +1,380 @@
+// server.go: a running node. One goroutine, the event loop, owns the Raft core: it
+// steps it with messages, ticks and proposals that arrive on channels, then carries out
+// the core's Ready in the order safety requires: persist (fsync), send, apply.
+// RPC handlers never touch the core; they hand the loop their input and wait on a
+// channel of their own for the answer.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log"
+	"math/rand"
+	"net"
+	"net/rpc"
+	"slices"
+	"time"
+)
+
+const (
+	maxMsgBytes = 1 << 20 // entry data in one AppendEntries
+	maxInflight = 64      // AppendEntries in flight to one follower
+	maxDrain    = 1024    // inputs taken per loop turn before the next write
+)
+
+// node is one running server.
+type node struct {
+	id     string
+	core   *raft
+	store  *storage
+	trans  *transport
+	sm     machine
+	out    *log.Logger // stdout: what applying entries prints
+	logger *log.Logger // stderr: what the node does
+	tick   time.Duration
+
+	recvc chan Message
+	propc chan *proposal
+	stopc chan struct{} // closed to stop the loop
+	donec chan struct{} // closed once the loop has stopped
+
+	pending map[uint64]*proposal // by log index: commands waiting to be applied
+	quietTo uint64               // entries up to here were applied before a restart: re-apply silently
+	seen    status               // the core's role, term and leader as last logged
+}
+
+// proposal is a client command on its way through the loop.
+type proposal struct {
+	req         *CommandRequest
+	deadline    time.Time
+	index, term uint64
+	done        chan CommandResponse // buffered, so the loop never waits on it
+}
+
+// runNode runs a node until stop is closed or it fails.
+func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) error {
+	logger := log.New(stderr, "", log.LstdFlags)
+	store, st, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if notice != "" {
+		logger.Print(notice)
+	}
+	if len(st.Entries) > 0 && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
+		logger.Printf("the data dir holds the membership; -c %s is ignored", cfg.Bootstrap.Members)
+	}
+	ln, err := net.Listen("tcp", cfg.ID)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
+	}
+	n := newNode(cfg, st, store, stdout, logger)
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Raft", &rpcService{n}); err != nil {
+		return err
+	}
+	go n.trans.serve(ln, srv)
+	go func() {
+		select {
+		case <-stop:
+			close(n.stopc)
+		case <-n.donec:
+		}
+	}()
+	n.logStart(cfg, st)
+	err = n.run()
+	close(n.donec)
+	n.trans.stop()
+	if err != nil {
+		return fmt.Errorf("node %s stopped: %w", n.id, err)
+	}
+	logger.Printf("node %s stopped", n.id)
+	return nil
+}
+
+func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Writer, logger *log.Logger) *node {
+	tick := max(min(cfg.Heartbeat/3, 10*time.Millisecond), time.Millisecond)
+	ticks := func(d time.Duration) int { return max(int((d+tick/2)/tick), 1) }
+	seed := fnv.New64a()
+	seed.Write([]byte(cfg.ID))
+	core := newRaft(coreConfig{
+		ID:             cfg.ID,
+		ElectionTicks:  max(ticks(cfg.Election), 2),
+		HeartbeatTicks: ticks(cfg.Heartbeat),
+		MaxMsgBytes:    maxMsgBytes,
+		MaxInflight:    maxInflight,
+		Rand:           rand.New(rand.NewSource(time.Now().UnixNano() ^ int64(seed.Sum64()))),
+	}, st)
+	return &node{
+		id: cfg.ID, core: core, store: store, trans: newTransport(cfg.ID, logger),
+		out: log.New(stdout, "", log.LstdFlags), logger: logger, tick: tick,
+		recvc: make(chan Message, 4096), propc: make(chan *proposal, 1024),
+		stopc: make(chan struct{}), donec: make(chan struct{}),
+		pending: map[uint64]*proposal{}, quietTo: core.commitIndex,
+	}
+}
+
+func (n *node) logStart(cfg nodeConfig, st persistentState) {
+	s := n.core.status()
+	n.logger.Printf("node %s listening; data dir %s; term %d, %d log entries, members %v",
+		n.id, cfg.DataDir, s.Term, s.LastLog, s.Config.Members)
+	if !s.Config.contains(n.id) {
+		n.logger.Printf("%s is not a member, so it will not campaign; add it with: raft -C addserver -m %s -S <member>", n.id, n.id)
+	}
+	n.seen = s
+}
+
+// run is the event loop.
+func (n *node) run() error {
+	ticker := time.NewTicker(n.tick)
+	defer ticker.Stop()
+	for {
+		if err := n.handleReady(); err != nil {
+			return err
+		}
+		select {
+		case <-n.stopc:
+			return nil
+		case <-ticker.C:
+			n.core.Tick()
+			n.expirePending(time.Now())
+		case m := <-n.recvc:
+			n.core.Step(m)
+		case p := <-n.propc:
+			n.propose(p)
+		}
+		// Take whatever else is waiting, so one write and one fsync cover all of it.
+	drain:
+		for i := 0; i < maxDrain; i++ {
+			select {
+			case m := <-n.recvc:
+				n.core.Step(m)
+			case p := <-n.propc:
+				n.propose(p)
+			default:
+				break drain
+			}
+		}
+	}
+}
+
+// handleReady persists, sends and applies until the core has nothing left to hand out.
+func (n *node) handleReady() error {
+	for n.core.hasReady() {
+		rd := n.core.Ready()
+		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
+			return err
+		}
+		n.trans.send(rd.Messages)
+		for _, e := range rd.Committed {
+			n.apply(e)
+		}
+		n.core.Advance(rd)
+	}
+	n.logTransitions()
+	return nil
+}
+
+func (n *node) logTransitions() {
+	s := n.core.status()
+	if s.Role == n.seen.Role && s.Term == n.seen.Term && s.Leader == n.seen.Leader {
+		return
+	}
+	switch {
+	case s.Role == leader:
+		n.logger.Printf("elected leader for term %d", s.Term)
+	case s.Role == candidate:
+		n.logger.Printf("campaigning for term %d", s.Term)
+	case s.Leader != noLeader:
+		n.logger.Printf("following leader %s in term %d", s.Leader, s.Term)
+	case n.seen.Role == leader:
+		n.logger.Printf("stepped down in term %d", s.Term)
+	}
+	if n.seen.Config.contains(n.id) && !s.Config.contains(n.id) {
+		n.logger.Printf("%s was removed from the cluster; it will not campaign", n.id)
+	}
+	n.seen = s
+}
+
+// apply applies one committed entry and answers the client waiting for it, if any.
+func (n *node) apply(e Entry) {
+	var result string
+	switch e.Type {
+	case EntryNormal:
+		result = n.sm.apply(e.Data)
+	case EntryConfig:
+		cc, _ := decodeConfChange(e.Data) // checked when it entered the log
+		result = cc.announcement()
+	}
+	if result != "" && e.Index > n.quietTo {
+		n.out.Print(result)
+	}
+	p := n.pending[e.Index]
+	if p == nil {
+		return
+	}
+	delete(n.pending, e.Index)
+	if p.term != e.Term {
+		// Another leader's entry took its place: ours was never committed and never will be.
+		p.done <- CommandResponse{Status: StatusRetry, Leader: n.core.leader,
+			Error: fmt.Sprintf("lost in a leader change: index %d now holds another command (not committed)", e.Index)}
+		return
+	}
+	p.done <- CommandResponse{Status: StatusOK, Index: e.Index, Term: e.Term, Result: result, Leader: n.id}
+}
+
+// propose hands a client command to the core.
+func (n *node) propose(p *proposal) {
+	var err error
+	switch p.req.Command {
+	case cmdClient:
+		p.index, p.term, err = n.core.Propose([]byte(p.req.Message))
+	case cmdAddServer:
+		p.index, p.term, err = n.core.ProposeConfChange(confAdd, p.req.Message)
+	case cmdRemoveServer:
+		p.index, p.term, err = n.core.ProposeConfChange(confRemove, p.req.Message)
+	}
+	if err != nil {
+		p.done <- n.refusal(err)
+		return
+	}
+	n.pending[p.index] = p
+}
+
+// refusal turns a core error into an answer for the client.
+func (n *node) refusal(err error) CommandResponse {
+	lead := n.core.leader
+	switch err {
+	case errNotLeader:
+		resp := CommandResponse{Status: StatusRetry, NotLeader: true, Leader: lead}
+		switch {
+		case lead != noLeader:
+			resp.Error = fmt.Sprintf("%s is not the leader; the leader is %s", n.id, lead)
+		case !n.core.promotable():
+			resp.Error = fmt.Sprintf("%s is not a member of the cluster and knows no leader; send commands to a member", n.id)
+		default:
+			resp.Error = fmt.Sprintf("%s knows no leader: an election is under way, or no majority of %v is running", n.id, n.core.config().Members)
+		}
+		return resp
+	case errLeaderNotReady, errChangeInProgress:
+		return CommandResponse{Status: StatusRetry, Leader: lead, Error: err.Error()}
+	default:
+		return CommandResponse{Status: StatusRejected, Leader: lead, Error: err.Error()}
+	}
+}
+
+// expirePending forgets commands whose clients have stopped waiting.
+func (n *node) expirePending(now time.Time) {
+	for index, p := range n.pending {
+		if now.After(p.deadline) {
+			delete(n.pending, index)
+		}
+	}
+}
+
+// deliver hands messages from a peer to the loop (called by RPC handlers).
+func (n *node) deliver(msgs []Message) error {
+	timer := time.NewTimer(deliverTimeout / 2)
+	defer timer.Stop()
+	for _, m := range msgs {
+		if m.To != n.id {
+			return fmt.Errorf("message for %s reached %s: check that every member's -c lists the same addresses", m.To, n.id)
+		}
+		if err := checkMessage(m); err != nil {
+			return fmt.Errorf("refused %v from %s: %v", m.Type, m.From, err)
+		}
+		select {
+		case n.recvc <- m:
+		case <-timer.C:
+			return fmt.Errorf("%s is too busy to take messages", n.id)
+		case <-n.donec:
+			return fmt.Errorf("%s is shutting down", n.id)
+		}
+	}
+	return nil
+}
+
+// checkMessage refuses what the core must never see: configuration entries that do not decode.
+func checkMessage(m Message) error {
+	for _, e := range m.Entries {
+		if e.Type == EntryConfig {
+			if _, err := decodeConfChange(e.Data); err != nil {
+				return fmt.Errorf("entry %d: %v", e.Index, err)
+			}
+		}
+	}
+	return nil
+}
+
+// command runs a client command: through the loop, or forwarded to the leader.
+func (n *node) command(req *CommandRequest) CommandResponse {
+	if err := checkCommand(req); err != nil {
+		return CommandResponse{Status: StatusRejected, Error: err.Error()}
+	}
+	wait := req.Wait
+	if wait <= 0 || wait > maxCommandWait {
+		wait = maxCommandWait
+	}
+	start := time.Now()
+	p := &proposal{req: req, deadline: start.Add(wait), done: make(chan CommandResponse, 1)}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case n.propc <- p:
+	case <-timer.C:
+		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is too busy to take the command", n.id)}
+	case <-n.donec:
+		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
+	}
+	var resp CommandResponse
+	select {
+	case resp = <-p.done:
+	case <-timer.C:
+		return CommandResponse{Status: StatusUnknown, Leader: n.id,
+			Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, wait)}
+	case <-n.donec:
+		return CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
+	}
+	if !resp.NotLeader || resp.Leader == noLeader || req.Forwarded {
+		return resp
+	}
+	// A follower forwards to the leader it knows, once.
+	fwd := *req
+	fwd.Forwarded = true
+	fwd.Wait = wait - time.Since(start)
+	lead := resp.Leader
+	resp, err := n.trans.forward(lead, &fwd)
+	if err != nil {
+		if errors.Is(err, errNotSent) {
+			return CommandResponse{Status: StatusRetry, Leader: lead, Error: fmt.Sprintf("%s could not reach the leader %s: %v", n.id, lead, err)}
+		}
+		return CommandResponse{Status: StatusUnknown, Leader: lead, ForwardedTo: lead,
+			Error: fmt.Sprintf("%s forwarded the command to the leader %s but got no answer (%v); it may have committed", n.id, lead, err)}
+	}
+	resp.ForwardedTo = lead
+	return resp
+}
+
+// checkCommand validates a command before it goes near the log.
+func checkCommand(req *CommandRequest) error {
+	switch req.Command {
+	case cmdClient:
+		if req.Message == "" {
+			return fmt.Errorf("empty message")
+		}
+	case cmdAddServer, cmdRemoveServer:
+		addr, err := parseAddress(req.Message, false)
+		if err != nil {
+			return err
+		}
+		if addr != req.Message {
+			return fmt.Errorf("address %q is not in canonical form %q", req.Message, addr)
+		}
+	default:
+		return fmt.Errorf("unknown command %q", req.Command)
+	}
+	return nil
+}

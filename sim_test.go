@@ -1,0 +1,544 @@
+// sim_test.go: a simulated cluster for testing the core. Cores are driven exactly as
+// server.go drives them (Ready: persist, send, apply, Advance), over a seeded network
+// that can drop, duplicate, delay and reorder messages and be partitioned, with a
+// simulated disk that survives crashes. Invariants are checked after every Ready.
+// A failure names the seed and how to replay it.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var (
+	seedFlag      = flag.Int64("seed", 0, "run the randomized core tests with this seed only (to replay a failure)")
+	schedulesFlag = flag.Int("schedules", 0, "randomized schedules per test (0: the test's default)")
+	traceFlag     = flag.Bool("trace", false, "print every simulated event of a failing schedule")
+)
+
+// seeds lists the seeds a randomized test runs: -seed alone, or 1..n (-schedules overrides n).
+func seeds(n int) []int64 {
+	if *seedFlag != 0 {
+		return []int64{*seedFlag}
+	}
+	if *schedulesFlag > 0 {
+		n = *schedulesFlag
+	}
+	s := make([]int64, n)
+	for i := range s {
+		s[i] = int64(i + 1)
+	}
+	return s
+}
+
+// faults describes how hostile the simulated world is.
+type faults struct {
+	drop       float64 // a message is lost
+	duplicate  float64 // a message is delivered twice
+	maxDelay   int     // extra ticks a message may take (so messages overtake each other)
+	crashReady float64 // a node crashes at a Ready, before persisting it or after persisting but before sending
+}
+
+const (
+	simElectionTicks  = 10
+	simHeartbeatTicks = 2
+)
+
+type simMsg struct {
+	at  int
+	seq int // send order, to keep each link first-in first-out among messages due together
+	m   Message
+}
+
+type simProposal struct {
+	term uint64
+	data string
+}
+
+type simNode struct {
+	id      string
+	r       *raft           // nil while crashed
+	disk    persistentState // what survives a crash
+	applied uint64          // last index applied in this incarnation
+	pending map[uint64]simProposal
+	// hashes[i] digests the log up to index i, so two logs' prefixes compare in O(1).
+	hashes  []uint64
+	checked uint64 // commit index already checked against the committed log
+}
+
+type simCluster struct {
+	t      testing.TB
+	name   string
+	seed   int64
+	rng    *rand.Rand
+	ids    []string
+	nodes  map[string]*simNode
+	now    int
+	net    []simMsg
+	seq    int
+	faults faults
+	group  map[string]int // partition: messages cross only within a group
+
+	// What the invariants are checked against.
+	leaders   map[uint64]string // term -> its leader (election safety)
+	committed []Entry           // the committed log, as any node has learned it
+	chash     []uint64          // hash chain of committed, like simNode.hashes
+	acked     map[string]uint64 // proposals a leader answered as committed -> index
+	proposed  int
+	crashes   int
+
+	// Statistics.
+	sent      map[MsgType]int
+	entryData map[string]int // bytes of entry data sent to each node
+	trace     []string
+}
+
+func newSimCluster(t testing.TB, seed int64, members, spares int, f faults) *simCluster {
+	c := &simCluster{
+		t: t, name: t.Name(), seed: seed, rng: rand.New(rand.NewSource(seed)), nodes: map[string]*simNode{},
+		faults: f, group: map[string]int{}, leaders: map[uint64]string{}, acked: map[string]uint64{}, chash: []uint64{0},
+		sent: map[MsgType]int{}, entryData: map[string]int{},
+	}
+	var cfg Config
+	for i := 1; i <= members+spares; i++ {
+		id := fmt.Sprintf("n%d", i)
+		c.ids = append(c.ids, id)
+		if i <= members {
+			cfg.Members = append(cfg.Members, id)
+		}
+	}
+	for _, id := range c.ids {
+		n := &simNode{id: id, disk: persistentState{Bootstrap: cfg}}
+		c.nodes[id] = n
+		c.start(n)
+	}
+	return c
+}
+
+func (c *simCluster) fail(format string, args ...any) {
+	c.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if *traceFlag {
+		msg += "\ntrace:\n" + strings.Join(c.trace, "\n")
+	} else if len(c.trace) > 0 {
+		msg += "\nlast events:\n" + strings.Join(c.trace[max(0, len(c.trace)-30):], "\n")
+	}
+	c.t.Fatalf("seed %d, tick %d: %s\nreplay: go test -run '^%s$' -seed %d -trace", c.seed, c.now, msg, strings.Split(c.name, "/")[0], c.seed)
+}
+
+func (c *simCluster) logf(format string, args ...any) {
+	c.trace = append(c.trace, fmt.Sprintf("%5d ", c.now)+fmt.Sprintf(format, args...))
+}
+
+func (c *simCluster) start(n *simNode) {
+	n.r = newRaft(coreConfig{
+		ID: n.id, ElectionTicks: simElectionTicks, HeartbeatTicks: simHeartbeatTicks,
+		MaxMsgBytes: 64, MaxInflight: 4, Rand: rand.New(rand.NewSource(c.rng.Int63())),
+	}, persistentState{HardState: n.disk.HardState, Entries: slices.Clone(n.disk.Entries), Bootstrap: n.disk.Bootstrap})
+	n.applied, n.checked = 0, 0
+	n.pending = map[uint64]simProposal{}
+	n.hashes = []uint64{0}
+	n.rehash(1)
+}
+
+// rehash recomputes the hash chain from index on, after the log changed there.
+func (n *simNode) rehash(index uint64) {
+	n.hashes = n.hashes[:index]
+	for i := index; i <= n.r.log.lastIndex(); i++ {
+		n.hashes = append(n.hashes, chainHash(n.hashes[i-1], n.r.log.entries[i]))
+	}
+}
+
+func chainHash(prev uint64, e Entry) uint64 {
+	// FNV-1a over the previous hash and the entry.
+	h := prev ^ 14695981039346656037
+	mix := func(b byte) { h ^= uint64(b); h *= 1099511628211 }
+	for _, v := range []uint64{e.Index, e.Term, uint64(e.Type)} {
+		for k := 0; k < 64; k += 8 {
+			mix(byte(v >> k))
+		}
+	}
+	for _, b := range e.Data {
+		mix(b)
+	}
+	return h
+}
+
+func (c *simCluster) crash(id string) {
+	n := c.nodes[id]
+	if n.r != nil {
+		c.logf("crash %s (%v, term %d)", id, n.r.role, n.r.currentTerm)
+		c.crashes++
+		n.r = nil
+	}
+}
+
+func (c *simCluster) restart(id string) {
+	n := c.nodes[id]
+	if n.r == nil {
+		c.start(n)
+		c.logf("restart %s (term %d, %d entries)", id, n.r.currentTerm, n.r.log.lastIndex())
+		c.ready(n)
+	}
+}
+
+// partition splits the nodes into groups that cannot talk to each other; nodes not
+// named form one more group.
+func (c *simCluster) partition(groups ...[]string) {
+	clear(c.group)
+	for g, ids := range groups {
+		for _, id := range ids {
+			c.group[id] = g + 1
+		}
+	}
+	c.logf("partition %v", groups)
+}
+
+func (c *simCluster) heal() {
+	clear(c.group)
+	c.logf("heal")
+}
+
+func (c *simCluster) live() []*simNode {
+	var l []*simNode
+	for _, id := range c.ids {
+		if n := c.nodes[id]; n.r != nil {
+			l = append(l, n)
+		}
+	}
+	return l
+}
+
+// leader is the live leader with the highest term, or nil.
+func (c *simCluster) leader() *simNode {
+	var best *simNode
+	for _, n := range c.live() {
+		if n.r.role == leader && (best == nil || n.r.currentTerm > best.r.currentTerm) {
+			best = n
+		}
+	}
+	return best
+}
+
+// step advances the world by one tick: deliver what is due, then tick every live node.
+func (c *simCluster) step() {
+	c.now++
+	var due []simMsg
+	rest := c.net[:0]
+	for _, sm := range c.net {
+		if sm.at <= c.now {
+			due = append(due, sm)
+		} else {
+			rest = append(rest, sm)
+		}
+	}
+	c.net = rest
+	// Links interleave at random, but each link stays first-in first-out like a TCP
+	// connection: only delays (faults.maxDelay) and duplicates reorder a link.
+	c.rng.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
+	slots := map[[2]string][]int{}
+	for i, sm := range due {
+		link := [2]string{sm.m.From, sm.m.To}
+		slots[link] = append(slots[link], i)
+	}
+	for _, idx := range slots {
+		msgs := make([]simMsg, len(idx))
+		for k, i := range idx {
+			msgs[k] = due[i]
+		}
+		slices.SortFunc(msgs, func(a, b simMsg) int { return a.seq - b.seq })
+		for k, i := range idx {
+			due[i] = msgs[k]
+		}
+	}
+	for _, sm := range due {
+		n := c.nodes[sm.m.To]
+		if n == nil || n.r == nil || c.group[sm.m.From] != c.group[sm.m.To] {
+			continue
+		}
+		n.r.Step(sm.m)
+		c.ready(n)
+	}
+	for _, n := range c.live() {
+		n.r.Tick()
+		c.ready(n)
+	}
+}
+
+func (c *simCluster) run(ticks int) {
+	for range ticks {
+		c.step()
+	}
+}
+
+// runUntil steps until cond holds, for at most ticks; it reports whether cond held.
+func (c *simCluster) runUntil(ticks int, cond func() bool) bool {
+	for range ticks {
+		if cond() {
+			return true
+		}
+		c.step()
+	}
+	return cond()
+}
+
+func (c *simCluster) waitLeader() *simNode {
+	c.t.Helper()
+	if !c.runUntil(50*simElectionTicks, func() bool { return c.leader() != nil }) {
+		c.fail("no leader elected")
+	}
+	return c.leader()
+}
+
+func (c *simCluster) send(m Message) {
+	c.sent[m.Type]++
+	for _, e := range m.Entries {
+		c.entryData[m.To] += len(e.Data)
+	}
+	if c.rng.Float64() < c.faults.drop {
+		return
+	}
+	copies := 1
+	if c.rng.Float64() < c.faults.duplicate {
+		copies = 2
+	}
+	for range copies {
+		delay := 1
+		if c.faults.maxDelay > 0 {
+			delay += c.rng.Intn(c.faults.maxDelay + 1)
+		}
+		c.seq++
+		c.net = append(c.net, simMsg{at: c.now + delay, seq: c.seq, m: m})
+	}
+}
+
+// ready does what server.go does with a Ready, with crashes at random points.
+func (c *simCluster) ready(n *simNode) {
+	for n.r != nil && n.r.hasReady() {
+		rd := n.r.Ready()
+		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
+			// Crash before the write: nothing of this Ready happened.
+			c.crash(n.id)
+			return
+		}
+		if err := replayRecord(&n.disk, walRecord{HardState: rd.HardState, Entries: rd.Entries}); err != nil {
+			c.fail("%s: Ready does not fit its log: %v", n.id, err)
+		}
+		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
+			// Crash after the write, before anything was sent or applied.
+			c.crash(n.id)
+			return
+		}
+		if len(rd.Entries) > 0 {
+			n.rehash(rd.Entries[0].Index)
+		}
+		for _, m := range rd.Messages {
+			c.send(m)
+		}
+		c.recordCommits(n)
+		for _, e := range rd.Committed {
+			c.apply(n, e)
+		}
+		n.r.Advance(rd)
+	}
+	if n.r != nil {
+		c.recordCommits(n)
+		c.check(n)
+	}
+}
+
+func (c *simCluster) apply(n *simNode, e Entry) {
+	if e.Index != n.applied+1 {
+		c.fail("%s applied index %d after %d", n.id, e.Index, n.applied)
+	}
+	if e.Index > uint64(len(c.committed)) {
+		c.fail("%s applied index %d, which no node has committed (committed up to %d)", n.id, e.Index, len(c.committed))
+	}
+	if want := c.committed[e.Index-1]; !sameEntry(e, want) {
+		c.fail("state machine safety: %s applied %s at index %d, but %s was committed there", n.id, fmtEntry(e), e.Index, fmtEntry(want))
+	}
+	n.applied = e.Index
+	if p, ok := n.pending[e.Index]; ok {
+		delete(n.pending, e.Index)
+		if p.term == e.Term {
+			if string(e.Data) != p.data {
+				c.fail("%s acknowledged %q at index %d, which holds %s", n.id, p.data, e.Index, fmtEntry(e))
+			}
+			c.acked[p.data] = e.Index
+		}
+	}
+}
+
+// recordCommits adds what n has newly committed to the committed log. The committed
+// log only grows, and no node commits anything else at its indices.
+func (c *simCluster) recordCommits(n *simNode) {
+	for index := n.checked + 1; index <= n.r.commitIndex; index++ {
+		e := n.r.log.entries[index]
+		if index <= uint64(len(c.committed)) {
+			if !sameEntry(e, c.committed[index-1]) {
+				c.fail("%s committed %s at index %d, but %s was committed there before", n.id, fmtEntry(e), index, fmtEntry(c.committed[index-1]))
+			}
+			continue
+		}
+		c.committed = append(c.committed, e)
+		c.chash = append(c.chash, chainHash(c.chash[index-1], e))
+	}
+	n.checked = max(n.checked, n.r.commitIndex)
+}
+
+// check verifies the invariants that involve node n after its state changed.
+func (c *simCluster) check(n *simNode) {
+	r := n.r
+	if uint64(len(n.hashes)) != r.log.lastIndex()+1 {
+		c.fail("%s: log changed (last %d) without handing the change out in Ready (hashed %d)", n.id, r.log.lastIndex(), len(n.hashes)-1)
+	}
+	// Election safety: at most one leader per term.
+	if r.role == leader {
+		if l, ok := c.leaders[r.currentTerm]; !ok {
+			c.leaders[r.currentTerm] = n.id
+			c.logf("%s leads term %d (log %d, commit %d)", n.id, r.currentTerm, r.log.lastIndex(), r.commitIndex)
+			// Leader completeness: a new leader holds every committed entry.
+			k := uint64(len(c.committed))
+			if k > r.log.lastIndex() || n.hashes[k] != c.chash[k] {
+				c.fail("leader completeness: %s leads term %d without every committed entry (committed %d, its log %d)", n.id, r.currentTerm, k, r.log.lastIndex())
+			}
+		} else if l != n.id {
+			c.fail("election safety: %s and %s both lead term %d", l, n.id, r.currentTerm)
+		}
+	}
+	// Log matching: where two logs hold an entry of the same term at an index, they hold
+	// the same prefix up to it. Checking the highest such index covers every lower one.
+	for _, o := range c.live() {
+		if o == n {
+			continue
+		}
+		index := min(r.log.lastIndex(), o.r.log.lastIndex())
+		for index > 0 && r.log.entries[index].Term != o.r.log.entries[index].Term {
+			index--
+		}
+		if n.hashes[index] != o.hashes[index] {
+			c.fail("log matching: %s and %s both hold term %d at index %d but their logs differ before it:\n%s",
+				n.id, o.id, r.log.entries[index].Term, index, c.describe())
+		}
+	}
+}
+
+func sameEntry(a, b Entry) bool {
+	return a.Index == b.Index && a.Term == b.Term && a.Type == b.Type && bytes.Equal(a.Data, b.Data)
+}
+
+func fmtEntry(e Entry) string {
+	switch e.Type {
+	case EntryNoop:
+		return fmt.Sprintf("%d/t%d noop", e.Index, e.Term)
+	case EntryConfig:
+		cc, _ := decodeConfChange(e.Data)
+		return fmt.Sprintf("%d/t%d config %v", e.Index, e.Term, cc.Config.Members)
+	}
+	return fmt.Sprintf("%d/t%d %q", e.Index, e.Term, e.Data)
+}
+
+// propose offers a unique client message to the current leader, if there is one, and
+// returns the index it was appended at (0: no leader).
+func (c *simCluster) propose() uint64 {
+	l := c.leader()
+	if l == nil {
+		return 0
+	}
+	c.proposed++
+	data := fmt.Sprintf("m%d", c.proposed)
+	index, term, err := l.r.Propose([]byte(data))
+	if err != nil {
+		c.fail("leader %s refused a proposal: %v", l.id, err)
+	}
+	l.pending[index] = simProposal{term: term, data: data}
+	c.ready(l)
+	return index
+}
+
+// changeMembership asks the leader to add or remove a server; it reports whether the
+// leader took the change.
+func (c *simCluster) changeMembership(op ConfOp, id string) bool {
+	l := c.leader()
+	if l == nil {
+		return false
+	}
+	_, _, err := l.r.ProposeConfChange(op, id)
+	if err != nil {
+		return false
+	}
+	c.logf("%s proposes %s %s", l.id, map[ConfOp]string{confAdd: "add", confRemove: "remove"}[op], id)
+	c.ready(l)
+	return true
+}
+
+// members is the configuration in effect on the leader, or the bootstrap one.
+func (c *simCluster) members() []string {
+	if l := c.leader(); l != nil {
+		return l.r.config().Members
+	}
+	return c.nodes[c.ids[0]].disk.Bootstrap.Members
+}
+
+// converge heals the world, restarts every node, and runs until every member holds the
+// same log, has committed and applied all of it, and a leader leads. Then it checks that
+// every acknowledged proposal is in the log exactly once.
+func (c *simCluster) converge() {
+	c.t.Helper()
+	c.heal()
+	c.faults = faults{}
+	for _, id := range c.ids {
+		c.restart(id)
+	}
+	done := func() bool {
+		l := c.leader()
+		if l == nil || l.r.commitIndex != l.r.log.lastIndex() {
+			return false
+		}
+		if t, _ := l.r.log.term(l.r.commitIndex); t != l.r.currentTerm {
+			return false
+		}
+		for _, id := range l.r.config().Members {
+			n := c.nodes[id]
+			if n.applied != l.r.log.lastIndex() || n.r.log.lastIndex() != l.r.log.lastIndex() {
+				return false
+			}
+		}
+		return true
+	}
+	if !c.runUntil(2000, done) {
+		c.fail("the cluster did not converge after healing:\n%s", c.describe())
+	}
+	l := c.leader()
+	seen := map[string]int{}
+	for _, e := range l.r.log.entries[1:] {
+		if e.Type == EntryNormal {
+			seen[string(e.Data)]++
+		}
+	}
+	for data, index := range c.acked {
+		if seen[data] != 1 {
+			c.fail("acknowledged %q (index %d) is in the final log %d times", data, index, seen[data])
+		}
+	}
+}
+
+func (c *simCluster) describe() string {
+	var b strings.Builder
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		if n.r == nil {
+			fmt.Fprintf(&b, "  %s: down\n", id)
+			continue
+		}
+		s := n.r.status()
+		fmt.Fprintf(&b, "  %s: %v term %d leader %q last %d commit %d applied %d members %v\n",
+			id, s.Role, s.Term, s.Leader, s.LastLog, s.Commit, n.applied, s.Config.Members)
+	}
+	return b.String()
+}
