@@ -228,7 +228,10 @@ func TestFastBackUp(t *testing.T) {
 	// The other two go through several terms, each with entries.
 	for term := 0; term < 4; term++ {
 		c.partition([]string{old.id})
-		if !c.runUntil(50*simElectionTicks, func() bool { l := c.leader(); return l != nil && l != old && l.r.currentTerm > old.r.currentTerm+uint64(term) }) {
+		if !c.runUntil(50*simElectionTicks, func() bool {
+			l := c.leader()
+			return l != nil && l != old && l.r.currentTerm > old.r.currentTerm+uint64(term)
+		}) {
 			c.fail("no leader among %v", other)
 		}
 		for i := 0; i < 30; i++ {
@@ -442,9 +445,9 @@ func TestVoteOncePerTermAcrossRestart(t *testing.T) {
 func TestVoteUpToDateCheck(t *testing.T) {
 	log := []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 3}, {Index: 3, Term: 3}}
 	cases := []struct {
-		name                string
+		name                 string
 		term, lastIdx, lastT uint64
-		grant               bool
+		grant                bool
 	}{
 		{"higher last term, shorter log", 4, 1, 4, true},
 		{"same last term, longer", 4, 4, 3, true},
