@@ -325,20 +325,20 @@ func identify(self string, members []string) (string, error) {
 				local = append(local, m)
 			}
 		}
-		same = local
-	}
-	switch len(same) {
-	case 0:
-		if host == "" {
-			if h, ok := sharedHost(members); ok {
-				return net.JoinHostPort(h, port), nil
-			}
+		if len(local) != 1 {
+			return "", fmt.Errorf("-p %s matches several members of -c (%s); name this node's entry exactly: -p host:port", self, strings.Join(same, ", "))
 		}
-		return self, nil
-	case 1:
+		return local[0], nil
+	}
+	if len(same) == 1 {
 		return same[0], nil
 	}
-	return "", fmt.Errorf("-p %s matches several members of -c (%s); name this node's entry exactly: -p host:port", self, strings.Join(same, ", "))
+	if host == "" {
+		if h, ok := sharedHost(members); ok {
+			return net.JoinHostPort(h, port), nil
+		}
+	}
+	return self, nil
 }
 
 // sharedHost returns the host every member is written with, if there is one.

@@ -1,0 +1,450 @@
+// e2e_test.go: end-to-end tests of the real binary: real processes on 127.0.0.1, the
+// real client, SIGKILL and restarts on the same data dirs. Every process a test starts
+// is stopped when it ends; every wait is bounded.
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// e2e timing: generous, so a loaded 2-core CI machine under -race does not see
+// spurious elections.
+const (
+	e2eHeartbeat = "50ms"
+	e2eElection  = "500ms"
+	e2eWait      = 20 * time.Second // bound on any single wait
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// raftBinary builds the raft binary once per test run.
+func raftBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "raft-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "raft")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// lines collects a process's output line by line, and lets a test wait for a line.
+type lines struct {
+	mu      sync.Mutex
+	partial []byte
+	all     []string
+	changed chan struct{} // closed and replaced whenever a line arrives
+}
+
+func newLines() *lines { return &lines{changed: make(chan struct{})} }
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.all = append(l.all, string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *lines) snapshot() ([]string, chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.all...), l.changed
+}
+
+func (l *lines) String() string {
+	all, _ := l.snapshot()
+	return strings.Join(all, "\n")
+}
+
+// count returns how many lines end with suffix.
+func (l *lines) count(suffix string) int {
+	all, _ := l.snapshot()
+	n := 0
+	for _, s := range all {
+		if strings.HasSuffix(s, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitCount waits until at least n lines end with suffix.
+func (l *lines) waitCount(suffix string, n int) bool {
+	deadline := time.NewTimer(e2eWait)
+	defer deadline.Stop()
+	for {
+		all, changed := l.snapshot()
+		got := 0
+		for _, s := range all {
+			if strings.HasSuffix(s, suffix) {
+				got++
+			}
+		}
+		if got >= n {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// proc is a running node.
+type proc struct {
+	id, dir string
+	args    []string
+	cmd     *exec.Cmd
+	stdout  *lines
+	stderr  *lines
+	exited  chan struct{}
+	err     error // set once exited is closed
+}
+
+type e2eCluster struct {
+	t       *testing.T
+	bin     string
+	members string // -c
+	procs   map[string]*proc
+}
+
+// freePorts finds n free ports on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	var ports []int
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+func newE2ECluster(t *testing.T, addrs []string) *e2eCluster {
+	c := &e2eCluster{t: t, bin: raftBinary(t), members: strings.Join(addrs, ","), procs: map[string]*proc{}}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// start starts (or restarts, on the same data dir) the node with identity id.
+func (c *e2eCluster) start(id string) *proc {
+	c.t.Helper()
+	dir := filepath.Join(c.t.TempDir(), "data")
+	if old := c.procs[id]; old != nil {
+		dir = old.dir
+	}
+	_, port, _ := net.SplitHostPort(id)
+	p := &proc{id: id, dir: dir, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
+	p.args = []string{"-c", c.members, "-p", port, "-d", dir, "-heartbeat", e2eHeartbeat, "-election-timeout", e2eElection}
+	p.cmd = exec.Command(c.bin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	c.procs[id] = p
+	// Ready once it says it is listening.
+	if !c.waitLine(p.stderr, "listening;") {
+		c.t.Fatalf("%s did not start:\n%s", id, p.stderr)
+	}
+	return p
+}
+
+func (c *e2eCluster) waitLine(l *lines, substr string) bool {
+	deadline := time.NewTimer(e2eWait)
+	defer deadline.Stop()
+	for {
+		all, changed := l.snapshot()
+		for _, s := range all {
+			if strings.Contains(s, substr) {
+				return true
+			}
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// signal sends sig to id and waits for it to exit; it returns the exit error.
+func (c *e2eCluster) stop(id string, sig syscall.Signal) error {
+	c.t.Helper()
+	p := c.procs[id]
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(e2eWait):
+		p.cmd.Process.Kill()
+		<-p.exited
+		c.t.Fatalf("%s did not exit on %v", id, sig)
+		return nil
+	}
+}
+
+func (c *e2eCluster) stopAll() {
+	for _, p := range c.procs {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	}
+	if c.t.Failed() {
+		for id, p := range c.procs {
+			c.t.Logf("== %s stderr:\n%s\n== %s stdout:\n%s", id, p.stderr, id, p.stdout)
+		}
+	}
+}
+
+type clientResult struct {
+	code           int
+	stdout, stderr string
+	leader         string
+	index          int
+}
+
+var committedRE = regexp.MustCompile(`committed at index (\d+) \(term \d+, leader (\S+)\)`)
+
+// client runs the real client.
+func (c *e2eCluster) client(args ...string) clientResult {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := clientResult{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("client %q: %v", args, err)
+	}
+	if m := committedRE.FindStringSubmatch(r.stdout); m != nil {
+		fmt.Sscan(m[1], &r.index)
+		r.leader = m[2]
+	}
+	return r
+}
+
+// send appends a message through server and requires success.
+func (c *e2eCluster) send(server, msg string) clientResult {
+	c.t.Helper()
+	r := c.client("-C", "clientcommand", "-m", msg, "-S", server, "-timeout", "10s")
+	if r.code != 0 || r.leader == "" {
+		c.t.Fatalf("clientcommand %q via %s: exit %d\nstdout: %s\nstderr: %s", msg, server, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// waitAll waits until every named node has printed a line ending with suffix n times.
+func (c *e2eCluster) waitAll(ids []string, suffix string, n int) {
+	c.t.Helper()
+	for _, id := range ids {
+		if !c.procs[id].stdout.waitCount(suffix, n) {
+			c.t.Fatalf("%s did not print %q (%d times); stdout:\n%s", id, suffix, n, c.procs[id].stdout)
+		}
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	ports := freePorts(t, 4)
+	var ids []string
+	for _, p := range ports {
+		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	members, spare := ids[:3], ids[3]
+	c := newE2ECluster(t, members)
+	for _, id := range members {
+		c.start(id)
+	}
+
+	// A message to any member commits once a leader is elected.
+	r := c.send(members[0], "I like beer.")
+	leaderID := r.leader
+	if !contains(members, leaderID) {
+		t.Fatalf("leader %q is not a member", leaderID)
+	}
+
+	// To a follower: it forwards to the leader, and the client says so. Bytes are kept
+	// exactly: spaces and unicode.
+	follower := members[0]
+	if follower == leaderID {
+		follower = members[1]
+	}
+	odd := "  héllo,  wörld ☃ "
+	r = c.send(follower, odd)
+	if !strings.Contains(r.stderr, "forwarded the command to the leader "+leaderID) {
+		t.Fatalf("follower %s did not say it forwarded to %s: %q", follower, leaderID, r.stderr)
+	}
+
+	// count and print are applied on every server, in log order.
+	r = c.send(follower, "count")
+	if !strings.HasPrefix(r.stdout, "Count 2\n") {
+		t.Fatalf("count answered %q", r.stdout)
+	}
+	c.waitAll(members, " Count 2", 1)
+	want := "Logs [I like beer. " + odd + " count print]"
+	r = c.send(leaderID, "print")
+	if !strings.HasPrefix(r.stdout, want+"\n") {
+		t.Fatalf("print answered %q, want %q", r.stdout, want)
+	}
+	c.waitAll(members, " "+want, 1)
+
+	// A spare starts, does not campaign, and waits to be added.
+	sp := c.start(spare)
+	if !c.waitLine(sp.stderr, "is not a member, so it will not campaign") {
+		t.Fatalf("spare did not say it waits:\n%s", sp.stderr)
+	}
+	r = c.client("-C", "addserver", "-m", spare, "-S", follower)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Added new peer "+spare) {
+		t.Fatalf("addserver: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	all := append(append([]string(nil), members...), spare)
+	c.waitAll(all, " Added new peer "+spare, 1)
+	// The new member caught up: it applied everything, print included.
+	c.waitAll([]string{spare}, " "+want, 1)
+	if strings.Contains(sp.stderr.String(), "campaigning") {
+		t.Fatalf("the spare campaigned:\n%s", sp.stderr)
+	}
+	// Adding it again is refused, and changes nothing.
+	if r = c.client("-C", "addserver", "-m", spare, "-S", leaderID); r.code != exitFailed || !strings.Contains(r.stderr, "already a member") {
+		t.Fatalf("second addserver: exit %d, %q", r.code, r.stderr)
+	}
+	c.send(spare, "from the new member")
+	r = c.client("-C", "removeserver", "-m", spare, "-S", members[2])
+	if r.code != 0 {
+		t.Fatalf("removeserver: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	c.waitAll(members, " Removed peer "+spare, 1)
+	if err := c.stop(spare, syscall.SIGTERM); err != nil {
+		t.Fatalf("spare exited with %v on SIGTERM", err)
+	}
+
+	// SIGKILL the leader: another is elected, and commands go on.
+	acked := []string{"I like beer.", odd, "count", "print", "from the new member"}
+	c.stop(leaderID, syscall.SIGKILL)
+	var rest []string
+	for _, id := range members {
+		if id != leaderID {
+			rest = append(rest, id)
+		}
+	}
+	r = c.send(rest[0], "after the crash")
+	if r.leader == leaderID || !contains(rest, r.leader) {
+		t.Fatalf("after killing %s the leader is %q", leaderID, r.leader)
+	}
+	acked = append(acked, "after the crash")
+
+	// The killed node restarts on its data dir, catches up, and nothing acknowledged is lost.
+	c.start(leaderID)
+	c.send(leaderID, "print")
+	acked = append(acked, "print")
+	want = "Logs [" + strings.Join(acked, " ") + "]"
+	c.waitAll(members, " "+want, 1)
+
+	// A whole-cluster restart keeps everything too.
+	for _, id := range members {
+		if err := c.stop(id, syscall.SIGTERM); err != nil {
+			t.Fatalf("%s exited with %v on SIGTERM", id, err)
+		}
+		if !c.waitLine(c.procs[id].stderr, "stopped") {
+			t.Fatalf("%s did not log its stop", id)
+		}
+	}
+	for _, id := range members {
+		c.start(id)
+	}
+	c.send(members[1], "count")
+	c.waitAll(members, fmt.Sprintf(" Count %d", len(acked)), 1)
+}
+
+// Failures the client must report clearly, with the documented exit status.
+func TestEndToEndClientFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	c := newE2ECluster(t, nil)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	start := time.Now()
+	r := c.client("-C", "clientcommand", "-m", "hello", "-S", dead, "-timeout", "1s")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "cannot reach "+dead) || !strings.Contains(r.stderr, "not committed") {
+		t.Fatalf("to a dead server: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("-timeout 1s took %v", took)
+	}
+
+	// A cluster that has lost its majority: the surviving member knows no leader, the
+	// client gives up at its timeout and says why.
+	ports := freePorts(t, 3)
+	var ids []string
+	for _, p := range ports {
+		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	c = newE2ECluster(t, ids)
+	c.start(ids[0])
+	r = c.client("-C", "clientcommand", "-m", "hello", "-S", ids[0], "-timeout", "1500ms")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "no majority") {
+		t.Fatalf("without a majority: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// And the same data dir cannot be opened twice.
+	p := c.procs[ids[0]]
+	out, err := exec.Command(c.bin, append([]string(nil), p.args...)...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailed || !strings.Contains(string(out), "in use") {
+		t.Fatalf("second node on one data dir: %v, %s", err, out)
+	}
+}
