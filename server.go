@@ -180,21 +180,24 @@ func (n *node) handleReady() error {
 
 func (n *node) logTransitions() {
 	s := n.core.status()
-	if s.Role == n.seen.Role && s.Term == n.seen.Term && s.Leader == n.seen.Leader {
-		return
+	if s.Role != n.seen.Role || s.Term != n.seen.Term || s.Leader != n.seen.Leader {
+		switch {
+		case s.Role == leader:
+			n.logger.Printf("elected leader for term %d", s.Term)
+		case s.Role == candidate:
+			n.logger.Printf("campaigning for term %d", s.Term)
+		case s.Leader != noLeader:
+			n.logger.Printf("following leader %s in term %d", s.Leader, s.Term)
+		case n.seen.Role == leader:
+			n.logger.Printf("stepped down in term %d", s.Term)
+		}
 	}
-	switch {
-	case s.Role == leader:
-		n.logger.Printf("elected leader for term %d", s.Term)
-	case s.Role == candidate:
-		n.logger.Printf("campaigning for term %d", s.Term)
-	case s.Leader != noLeader:
-		n.logger.Printf("following leader %s in term %d", s.Leader, s.Term)
-	case n.seen.Role == leader:
-		n.logger.Printf("stepped down in term %d", s.Term)
-	}
-	if n.seen.Config.contains(n.id) && !s.Config.contains(n.id) {
-		n.logger.Printf("%s was removed from the cluster; it will not campaign", n.id)
+	if was, is := n.seen.Config.contains(n.id), s.Config.contains(n.id); was != is {
+		if is {
+			n.logger.Printf("%s is now a member of %v", n.id, s.Config.Members)
+		} else {
+			n.logger.Printf("%s is no longer a member of %v; it will not campaign", n.id, s.Config.Members)
+		}
 	}
 	n.seen = s
 }

@@ -94,6 +94,7 @@ type simCluster struct {
 
 	// Statistics.
 	sent      map[MsgType]int
+	refusals  map[string]int // AppendEntries refused, by the refusing node
 	entryData map[string]int // bytes of entry data sent to each node
 	trace     []string
 }
@@ -102,7 +103,7 @@ func newSimCluster(t testing.TB, seed int64, members, spares int, f faults) *sim
 	c := &simCluster{
 		t: t, name: t.Name(), seed: seed, rng: rand.New(rand.NewSource(seed)), nodes: map[string]*simNode{},
 		faults: f, group: map[string]int{}, leaders: map[uint64]string{}, acked: map[string]uint64{}, chash: []uint64{0},
-		sent: map[MsgType]int{}, entryData: map[string]int{},
+		sent: map[MsgType]int{}, entryData: map[string]int{}, refusals: map[string]int{},
 	}
 	var cfg Config
 	for i := 1; i <= members+spares; i++ {
@@ -297,6 +298,9 @@ func (c *simCluster) waitLeader() *simNode {
 
 func (c *simCluster) send(m Message) {
 	c.sent[m.Type]++
+	if m.Type == MsgAppResp && !m.Success {
+		c.refusals[m.From]++
+	}
 	for _, e := range m.Entries {
 		c.entryData[m.To] += len(e.Data)
 	}
