@@ -169,16 +169,22 @@ func newE2ECluster(t *testing.T, addrs []string) *e2eCluster {
 	return c
 }
 
-// start starts (or restarts, on the same data dir) the node with identity id.
+// start starts (or restarts, on the same data dir) the member or spare id of the cluster.
 func (c *e2eCluster) start(id string) *proc {
+	c.t.Helper()
+	_, port, _ := net.SplitHostPort(id)
+	return c.startWith(id, "-c", c.members, "-p", port)
+}
+
+// startWith starts (or restarts, on the same data dir) node id with the given flags.
+func (c *e2eCluster) startWith(id string, flags ...string) *proc {
 	c.t.Helper()
 	dir := filepath.Join(c.t.TempDir(), "data")
 	if old := c.procs[id]; old != nil {
 		dir = old.dir
 	}
-	_, port, _ := net.SplitHostPort(id)
 	p := &proc{id: id, dir: dir, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
-	p.args = []string{"-c", c.members, "-p", port, "-d", dir, "-heartbeat", e2eHeartbeat, "-election-timeout", e2eElection}
+	p.args = append(flags, "-d", dir, "-heartbeat", e2eHeartbeat, "-election-timeout", e2eElection)
 	p.cmd = exec.Command(c.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -410,6 +416,28 @@ func TestEndToEnd(t *testing.T) {
 	}
 	c.send(members[1], "count")
 	c.waitAll(members, fmt.Sprintf(" Count %d", len(acked)), 1)
+}
+
+// A node started without -c is a cluster of one; it grows with addserver.
+func TestEndToEndOneNodeClusterGrows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	ports := freePorts(t, 2)
+	a, b := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	c := newE2ECluster(t, nil)
+	c.startWith(a, "-p", a)
+	if r := c.send(a, "alone"); r.leader != a {
+		t.Fatalf("the one-member cluster's leader is %q", r.leader)
+	}
+	// The new node is a spare of the one-member cluster; a bare port takes its host.
+	c.startWith(b, "-c", a, "-p", fmt.Sprint(ports[1]))
+	if r := c.client("-C", "addserver", "-m", b, "-S", a); r.code != 0 {
+		t.Fatalf("addserver: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	c.waitAll([]string{a, b}, " Added new peer "+b, 1)
+	c.send(b, "print")
+	c.waitAll([]string{a, b}, " Logs [alone print]", 1)
 }
 
 // Failures the client must report clearly, with the documented exit status.

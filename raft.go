@@ -579,8 +579,8 @@ func (r *raft) becomeFollowerOf(lead string) {
 
 func (r *raft) handleAppendResponse(m Message) {
 	pr := r.progress[m.From]
-	if r.role != leader || pr == nil {
-		return
+	if r.role != leader || pr == nil || m.MatchIndex > r.log.lastIndex() || m.RejectIndex > r.log.lastIndex() {
+		return // not ours to track, or malformed: it claims indices we never sent
 	}
 	if !m.Success {
 		// A refusal of an index we already know matches, or (while probing) of another

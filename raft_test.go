@@ -113,6 +113,44 @@ func TestCommitsOnEveryNode(t *testing.T) {
 	}
 }
 
+// Agreement despite a network that drops, delays, duplicates and reorders messages:
+// every acknowledged proposal ends up in every log, once, at the same index.
+func TestAgreementUnreliableNetwork(t *testing.T) {
+	for _, seed := range seeds(50) {
+		c := newSimCluster(t, seed, 5, 0, faults{drop: 0.2, duplicate: 0.1, maxDelay: 6})
+		rng := rand.New(rand.NewSource(seed))
+		for tick := 0; tick < 1000; tick++ {
+			if rng.Intn(4) == 0 {
+				c.propose()
+			}
+			c.step()
+		}
+		c.converge()
+		if len(c.acked) < c.proposed/4 {
+			c.fail("only %d of %d proposals acknowledged: the cluster made little progress", len(c.acked), c.proposed)
+		}
+	}
+}
+
+// A malformed reply claiming indices the leader never sent is ignored, not trusted.
+func TestLeaderIgnoresImpossibleReplies(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 0, faults{})
+	l := c.waitLeader()
+	c.run(10)
+	other := c.ids[0]
+	if other == l.id {
+		other = c.ids[1]
+	}
+	last := l.r.log.lastIndex()
+	l.r.Step(Message{Type: MsgAppResp, From: other, To: l.id, Term: l.r.currentTerm, Success: true, MatchIndex: last + 100})
+	l.r.Step(Message{Type: MsgAppResp, From: other, To: l.id, Term: l.r.currentTerm, RejectIndex: last + 50, ConflictIndex: last + 60})
+	if pr := l.r.progress[other]; pr.match > last || pr.next > last+1 {
+		t.Fatalf("progress moved outside the log: match %d next %d, log ends at %d", pr.match, pr.next, last)
+	}
+	c.ready(l)
+	c.converge()
+}
+
 // Each entry should cross the wire to each follower about once on a healthy network:
 // no resending the whole log on every heartbeat.
 func TestEachEntrySentAboutOnce(t *testing.T) {
