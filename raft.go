@@ -81,6 +81,9 @@ type Message struct {
 	RejectIndex   uint64
 	ConflictTerm  uint64 // term of the follower's entry at RejectIndex; 0 if its log is shorter
 	ConflictIndex uint64 // first index of ConflictTerm in the follower's log, or its last index+1
+	// AppendEntries and heartbeat replies: the replier's commit index, so a leader knows
+	// when a server it removed has learned that its removal committed.
+	Commit uint64
 }
 
 // HardState is what a server must not forget across a crash (Figure 2's persistent
@@ -251,9 +254,17 @@ func (r *raft) config() Config { return r.configs[len(r.configs)-1].config }
 // configIndex is the index of the entry that carried the configuration in effect.
 func (r *raft) configIndex() uint64 { return r.configs[len(r.configs)-1].index }
 
-// promotable reports whether this server may campaign: only voting members do, so a
-// spare or a removed server never disrupts the cluster with elections of its own.
-func (r *raft) promotable() bool { return r.config().contains(r.id) }
+// promotable reports whether this server may campaign. Members of the configuration in
+// effect do. So does a server that the latest configuration removes, until it knows that
+// change committed: it may still be needed as leader to commit it (dissertation §4.2.2,
+// Figure 4.6); it does not count its own vote. A spare, never a member, never campaigns.
+func (r *raft) promotable() bool {
+	if r.config().contains(r.id) {
+		return true
+	}
+	n := len(r.configs)
+	return n > 1 && r.configIndex() > r.commitIndex && r.configs[n-2].config.contains(r.id)
+}
 
 // Tick advances the core's clock by one tick.
 func (r *raft) Tick() {
@@ -510,7 +521,7 @@ func (r *raft) handleAppendEntries(m Message) {
 		return // two leaders in one term cannot happen; don't let a bad peer make it so
 	}
 	r.becomeFollowerOf(m.From)
-	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex}
+	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex}
 	if !entriesFollow(m) {
 		return // malformed: entries must be numbered on from PrevLogIndex
 	}
@@ -555,7 +566,7 @@ func (r *raft) handleAppendEntries(m Message) {
 	// them may not, so the commit index never goes past them (Figure 2, rule 5).
 	last := m.PrevLogIndex + uint64(len(m.Entries))
 	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, last))
-	reply.Success, reply.MatchIndex = true, last
+	reply.Success, reply.MatchIndex, reply.Commit = true, last, r.commitIndex
 	r.send(reply)
 }
 
@@ -603,16 +614,23 @@ func (r *raft) handleAppendResponse(m Message) {
 		pr.acknowledge(pr.match)
 		pr.next = max(pr.next, pr.match+1)
 	}
+	if r.forgetRemoved(m) {
+		return
+	}
 	if advanced && r.maybeCommit() {
 		return // maybeCommit sent everyone the news
 	}
-	if pr.removedAt > 0 && pr.match >= pr.removedAt && r.commitIndex >= pr.removedAt {
-		// It has the entry that removed it; tell it the entry committed, then let it go.
-		r.sendAppend(m.From, pr, true)
-		delete(r.progress, m.From)
-		return
-	}
 	r.sendAppend(m.From, pr, false)
+}
+
+// forgetRemoved stops replicating to a removed server once it reports that the change
+// removing it committed: from then on it knows it is out and will not campaign.
+func (r *raft) forgetRemoved(m Message) bool {
+	if pr := r.progress[m.From]; pr.removedAt > 0 && m.Commit >= pr.removedAt {
+		delete(r.progress, m.From)
+		return true
+	}
+	return false
 }
 
 // backUp picks the next index to probe after a refusal: past the follower's last entry
@@ -636,12 +654,12 @@ func (r *raft) handleHeartbeat(m Message) {
 	// The leader sends min(its commit, our match), so every index up to it is in our log
 	// and matches; it is safe to commit without a log check.
 	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, r.log.lastIndex()))
-	r.send(Message{Type: MsgHeartbeatResp, To: m.From})
+	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Commit: r.commitIndex})
 }
 
 func (r *raft) handleHeartbeatResponse(m Message) {
 	pr := r.progress[m.From]
-	if r.role != leader || pr == nil {
+	if r.role != leader || pr == nil || r.forgetRemoved(m) {
 		return
 	}
 	pr.probeSent = false

@@ -675,6 +675,40 @@ func TestRemovedAndSpareServersDoNotCampaign(t *testing.T) {
 
 // --- Membership ---
 
+// Dissertation Figure 4.6: the leader of {n1, n2} removes itself, and loses leadership
+// before n2 has the new configuration. n2 cannot win without n1's vote, and n1 will not
+// vote for n2's shorter log: n1 must campaign again, though it is not in its latest
+// configuration, and finish the change. (Found by TestMembershipChangesUnderLoad, seed 45.)
+func TestRemovedLeaderStillNeededCampaigns(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 2, 0, faults{})
+		l := c.waitLeader()
+		other := c.ids[0]
+		if other == l.id {
+			other = c.ids[1]
+		}
+		c.run(5)
+		c.partition([]string{l.id}) // the change will not reach the other server
+		if !c.changeMembership(confRemove, l.id) {
+			c.fail("%s refused to remove itself", l.id)
+		}
+		// The other server times out and campaigns; it cannot win, but its higher term
+		// deposes the leader once they can talk.
+		c.run(3 * simElectionTicks)
+		c.heal()
+		if !c.runUntil(100*simElectionTicks, func() bool {
+			nl := c.leader()
+			return nl != nil && nl.id == other && len(nl.r.config().Members) == 1 && nl.r.commitIndex >= nl.r.configIndex()
+		}) {
+			c.fail("the removal of %s never completed:\n%s", l.id, c.describe())
+		}
+		if c.nodes[l.id].r.promotable() {
+			c.fail("%s knows its removal committed but may still campaign", l.id)
+		}
+		c.converge()
+	}
+}
+
 func TestRemoveLeader(t *testing.T) {
 	for _, seed := range seeds(20) {
 		c := newSimCluster(t, seed, 3, 0, faults{})
