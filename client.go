@@ -13,8 +13,8 @@ import (
 )
 
 const (
-	minRetryWait = 20 * time.Millisecond
-	maxRetryWait = 500 * time.Millisecond
+	minRetryWait = 10 * time.Millisecond
+	maxRetryWait = 50 * time.Millisecond
 	answerGrace  = time.Second // how much longer than its own wait the server may take to answer
 )
 

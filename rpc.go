@@ -72,6 +72,9 @@ const (
 	forwardOverhead = 500 * time.Millisecond // extra time a forwarder waits for the leader's own answer
 )
 
+// errStopping: this server is shutting down.
+var errStopping = errors.New("this server is shutting down")
+
 // errNotSent marks a failure that happened before a request left: it certainly had no effect.
 var errNotSent = errors.New("not sent")
 
@@ -97,6 +100,7 @@ type transport struct {
 	peers  map[string]*peer
 	stopc  chan struct{}
 	wg     sync.WaitGroup
+	dial   func(addr string) (*rpc.Client, error) // how peers connect (a test replaces it)
 
 	mu    sync.Mutex
 	fwd   map[string]*rpc.Client // connections used to forward commands, by leader address
@@ -106,7 +110,15 @@ type transport struct {
 
 func newTransport(id string, logger *log.Logger) *transport {
 	return &transport{id: id, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
-		fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}}
+		dial: dialRPC, fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}}
+}
+
+func dialRPC(addr string) (*rpc.Client, error) {
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return rpc.NewClient(conn), nil
 }
 
 // serve accepts connections on ln and serves srv on each until stop.
@@ -197,48 +209,63 @@ func (p *peer) run() {
 		case <-p.t.stopc:
 			return
 		}
-		if client == nil {
-			conn, err := net.DialTimeout("tcp", p.addr, dialTimeout)
-			if err != nil {
-				p.failed(err)
-				// What is queued is stale by the time we can connect: drop it.
-				for len(p.queue) > 0 {
-					<-p.queue
+		// A connection idle since its peer restarted is found dead only when used; its
+		// call fails before sending anything (rpc.ErrShutdown), so redial and resend once.
+		// Losing that batch would cost an election its RequestVote.
+		for attempt := 0; attempt < 2; attempt++ {
+			if client == nil {
+				var err error
+				if client, err = p.t.dial(p.addr); err != nil {
+					p.failed(err)
+					// What is queued is stale by the time we can connect: drop it.
+					for len(p.queue) > 0 {
+						<-p.queue
+					}
+					select {
+					case <-time.After(wait):
+					case <-p.t.stopc:
+						return
+					}
+					wait = min(2*wait, maxRedialWait)
+					break
 				}
-				select {
-				case <-time.After(wait):
-				case <-p.t.stopc:
-					return
-				}
-				wait = min(2*wait, maxRedialWait)
-				continue
+				wait = minRedialWait
 			}
-			client, wait = rpc.NewClient(conn), minRedialWait
-		}
-		call := client.Go("Raft.Deliver", &Batch{Messages: batch}, &Ack{}, make(chan *rpc.Call, 1))
-		timer := time.NewTimer(deliverTimeout)
-		select {
-		case <-call.Done:
-			var serverErr rpc.ServerError
-			switch {
-			case call.Error == nil:
+			err := p.deliver(client, batch)
+			if errors.Is(err, errStopping) {
+				return
+			}
+			if err == nil {
 				p.recovered()
-			case errors.As(call.Error, &serverErr):
-				p.failed(call.Error) // it answered, but refused the batch; the connection is fine
-			default:
-				p.failed(call.Error)
-				client.Close()
-				client = nil
+				break
 			}
-		case <-timer.C:
-			p.failed(fmt.Errorf("no answer within %v", deliverTimeout))
+			var refused rpc.ServerError
+			if errors.As(err, &refused) {
+				p.failed(err) // it answered, but refused the batch; the connection is fine
+				break
+			}
 			client.Close()
 			client = nil
-		case <-p.t.stopc:
-			timer.Stop()
-			return
+			if !errors.Is(err, rpc.ErrShutdown) {
+				p.failed(err) // the batch may be lost; Raft resends
+				break
+			}
 		}
-		timer.Stop()
+	}
+}
+
+// deliver makes one bounded Deliver call.
+func (p *peer) deliver(client *rpc.Client, batch []Message) error {
+	call := client.Go("Raft.Deliver", &Batch{Messages: batch}, &Ack{}, make(chan *rpc.Call, 1))
+	timer := time.NewTimer(deliverTimeout)
+	defer timer.Stop()
+	select {
+	case <-call.Done:
+		return call.Error
+	case <-timer.C:
+		return fmt.Errorf("no answer within %v", deliverTimeout)
+	case <-p.t.stopc:
+		return errStopping
 	}
 }
 
@@ -307,7 +334,7 @@ func (t *transport) forward(leader string, req *CommandRequest) (CommandResponse
 			return resp, fmt.Errorf("no answer from %s within %v", leader, req.Wait+forwardOverhead)
 		case <-t.stopc:
 			timer.Stop()
-			return resp, errors.New("this server is shutting down")
+			return resp, errStopping
 		}
 	}
 	return resp, fmt.Errorf("%w: connection to %s keeps closing", errNotSent, leader)
@@ -320,11 +347,10 @@ func (t *transport) forwardClient(addr string) (*rpc.Client, error) {
 	if c != nil {
 		return c, nil
 	}
-	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	c, err := dialRPC(addr)
 	if err != nil {
 		return nil, err
 	}
-	c = rpc.NewClient(conn)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.fwd[addr]; old != nil {
@@ -334,7 +360,7 @@ func (t *transport) forwardClient(addr string) (*rpc.Client, error) {
 	select {
 	case <-t.stopc:
 		c.Close()
-		return nil, errors.New("this server is shutting down")
+		return nil, errStopping
 	default:
 	}
 	t.fwd[addr] = c
