@@ -1,5 +1,7 @@
-// raft.go: the Raft consensus core: Figure 2 of the paper and the single-server
-// membership changes of the dissertation (§4.1).
+// raft.go: the Raft consensus core: Figure 2 of the paper, the single-server membership
+// changes of the dissertation (§4.1) with catch-up of new servers (§4.2.1), and what keeps
+// a cluster available: pre-vote (§9.6), check-quorum and ignoring disruptive servers
+// (§4.2.3, §6.2), and leadership transfer (§3.10).
 //
 // The core is a deterministic state machine. It has no goroutines, clock, files, sockets
 // or unseeded randomness: the event loop (server.go) feeds it messages (Step), time
@@ -42,11 +44,15 @@ const (
 	MsgAppResp                          // AppendEntries reply
 	MsgHeartbeat                        // AppendEntries with no log check: leadership and a safe commit index
 	MsgHeartbeatResp                    // heartbeat reply
+	MsgPreVote                          // would you vote for me in the next term? (changes no term)
+	MsgPreVoteResp                      // pre-vote reply
+	MsgTimeoutNow                       // leadership transfer: campaign now, without waiting
 )
 
 var msgNames = map[MsgType]string{
 	MsgVote: "RequestVote", MsgVoteResp: "RequestVoteReply", MsgApp: "AppendEntries",
 	MsgAppResp: "AppendEntriesReply", MsgHeartbeat: "Heartbeat", MsgHeartbeatResp: "HeartbeatReply",
+	MsgPreVote: "PreVote", MsgPreVoteResp: "PreVoteReply", MsgTimeoutNow: "TimeoutNow",
 }
 
 func (t MsgType) String() string {
@@ -63,8 +69,12 @@ type Message struct {
 	From, To string
 	Term     uint64
 
-	// RequestVote: the candidate's last log entry, for the up-to-date check (§5.4.1).
+	// RequestVote and PreVote: the candidate's last log entry, for the up-to-date check
+	// (§5.4.1). A PreVote's Term is the term the sender would campaign in.
 	LastLogIndex, LastLogTerm uint64
+	// RequestVote sent on a leader's TimeoutNow: voters grant it even though they heard
+	// from that leader within an election timeout.
+	Transfer bool
 
 	// AppendEntries and Heartbeat.
 	PrevLogIndex, PrevLogTerm uint64
@@ -103,6 +113,16 @@ type Ready struct {
 	Entries   []Entry    // to append; an entry at an index already stored replaces it and all after it
 	Messages  []Message
 	Committed []Entry // newly committed, in log order
+	// Server additions whose catch-up ended: the configuration entry appended, or why not.
+	CatchUps []catchUpResult
+}
+
+// catchUpResult ends an AddServer: the new server caught up and the entry that adds it
+// is at Index (it commits like any other entry), or Err says why membership is unchanged.
+type catchUpResult struct {
+	Server      string
+	Index, Term uint64
+	Err         error
 }
 
 // Errors from proposals.
@@ -113,18 +133,36 @@ var (
 	errAlreadyMember    = errors.New("the server is already a member")
 	errNotMember        = errors.New("the server is not a member")
 	errLastMember       = errors.New("cannot remove the only member of the cluster")
+	errTransferring     = errors.New("leadership is being transferred; retry shortly")
+	errNoTransferTarget = errors.New("no other member to transfer leadership to")
+	errAlreadyLeader    = errors.New("the server is already the leader")
+
+	errCatchUpLeaderLost  = errors.New("this server lost leadership while the new server was catching up; membership unchanged")
+	errCatchUpUnreachable = errors.New("the new server did not answer; is it running, and reachable at that address? membership unchanged")
+	errCatchUpTooSlow     = errors.New("the new server did not catch up with the log; membership unchanged")
+)
+
+// Catch-up of a new server (§4.2.1): the leader replicates its log to the server in
+// rounds, each round the entries in the log when it began. Once a round takes less than
+// an election timeout the server is close enough to count as a voter without stalling
+// commits; after this many rounds, or this many election timeouts without an answer from
+// it, the addition is abandoned.
+const (
+	catchUpRounds      = 10
+	catchUpIdleTimeout = 10 // election timeouts
 )
 
 type role uint8
 
 const (
 	follower role = iota
+	preCandidate
 	candidate
 	leader
 )
 
 func (r role) String() string {
-	return [...]string{"follower", "candidate", "leader"}[r]
+	return [...]string{"follower", "pre-candidate", "candidate", "leader"}[r]
 }
 
 const (
@@ -164,6 +202,7 @@ type progress struct {
 	probeSent   bool     // probing: waiting for the reply (or the next heartbeat) before resending
 	inflight    []uint64 // streaming: last index of each unacknowledged AppendEntries
 	removedAt   uint64   // > 0: removed by the configuration entry at this index; replicated to until it has it
+	active      bool     // answered since the leader last checked it still has a quorum
 }
 
 func (pr *progress) paused(maxInflight int) bool {
@@ -211,9 +250,17 @@ type raft struct {
 	// the log; the last one is in effect, committed or not (§4.1).
 	configs []configAt
 
-	votes    map[string]bool      // candidate: who answered, and how
+	votes    map[string]bool      // (pre-)candidate: who answered, and how
 	progress map[string]*progress // leader: every other server it replicates to
 
+	// Leader: a server being caught up before it is added, and a leadership transfer.
+	catchUp        *catchUp
+	catchUpResults []catchUpResult // to hand out in Ready
+	transferee     string          // the server leadership is being handed to
+	transferTicks  int             // ticks since the transfer began
+
+	// Followers: ticks since the leader was last heard from (or a vote granted).
+	// Leaders: ticks since the last check that a quorum is still answering.
 	electionElapsed  int
 	heartbeatElapsed int
 	electionTimeout  int // this term's randomized timeout, in ticks
@@ -269,27 +316,71 @@ func (r *raft) promotable() bool {
 // Tick advances the core's clock by one tick.
 func (r *raft) Tick() {
 	if r.role == leader {
-		r.heartbeatElapsed++
-		if r.heartbeatElapsed >= r.heartbeatTicks {
-			r.heartbeatElapsed = 0
-			r.broadcastHeartbeat()
-		}
+		r.tickLeader()
 		return
 	}
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout {
 		r.resetElectionTimer()
 		if r.promotable() {
-			r.campaign()
+			r.preCampaign()
 		}
 	}
+}
+
+func (r *raft) tickLeader() {
+	r.heartbeatElapsed++
+	if r.heartbeatElapsed >= r.heartbeatTicks {
+		r.heartbeatElapsed = 0
+		r.broadcastHeartbeat()
+	}
+	// Check-quorum: a leader that has not heard from a majority for an election timeout
+	// steps down, so its clients go looking for the leader the others have elected.
+	r.electionElapsed++
+	if r.electionElapsed >= r.electionTicks {
+		r.electionElapsed = 0
+		if !r.quorumActive() {
+			r.becomeFollower(r.currentTerm, noLeader)
+			return
+		}
+	}
+	if r.transferee != noLeader {
+		r.transferTicks++
+		if r.transferTicks >= r.electionTicks {
+			r.transferee = noLeader // the target did not take over in time: carry on leading
+		}
+	}
+	if cu := r.catchUp; cu != nil {
+		cu.roundTicks++
+		cu.idleTicks++
+		if cu.idleTicks >= catchUpIdleTimeout*r.electionTicks {
+			r.endCatchUp(errCatchUpUnreachable)
+		}
+	}
+}
+
+// inLease reports whether this server has heard from a leader (or is one) within the
+// minimum election timeout. It then ignores requests to elect another: a server that
+// was removed, or partitioned away, must not depose a leader that is doing its job.
+func (r *raft) inLease() bool {
+	return r.leader != noLeader && r.electionElapsed < r.electionTicks
 }
 
 // Step advances the core by one message from another server.
 func (r *raft) Step(m Message) {
 	switch {
+	case (m.Type == MsgVote || m.Type == MsgPreVote) && !m.Transfer && r.inLease():
+		// §4.2.3: while a leader is known, votes are not even considered, and a
+		// RequestVote's newer term is not adopted. A PreVote is refused.
+		if m.Type == MsgPreVote {
+			r.send(Message{Type: MsgPreVoteResp, To: m.From})
+		}
+		return
+	case m.Type == MsgPreVote || (m.Type == MsgPreVoteResp && m.Success):
+		// A pre-vote is about a term that may never exist: it changes no one's term.
+		// A granted reply carries the term the pre-candidate proposed.
 	case m.Term > r.currentTerm:
-		// Any message from a newer term makes us a follower of that term (§5.1).
+		// Any other message from a newer term makes us a follower of that term (§5.1).
 		lead := noLeader
 		if m.Type == MsgApp || m.Type == MsgHeartbeat {
 			lead = m.From
@@ -306,10 +397,12 @@ func (r *raft) Step(m Message) {
 		return // stale replies answer questions we no longer ask
 	}
 	switch m.Type {
-	case MsgVote:
+	case MsgVote, MsgPreVote:
 		r.handleRequestVote(m)
-	case MsgVoteResp:
+	case MsgVoteResp, MsgPreVoteResp:
 		r.handleVoteResponse(m)
+	case MsgTimeoutNow:
+		r.handleTimeoutNow(m)
 	case MsgApp:
 		r.handleAppendEntries(m)
 	case MsgAppResp:
@@ -326,25 +419,65 @@ func (r *raft) Propose(data []byte) (index, term uint64, err error) {
 	if r.role != leader {
 		return 0, 0, errNotLeader
 	}
+	if r.transferee != noLeader {
+		return 0, 0, errTransferring
+	}
 	index = r.appendEntry(Entry{Type: EntryNormal, Data: data})
 	r.broadcastAppend(false)
 	return index, r.currentTerm, nil
 }
 
-// ProposeConfChange appends a single-server membership change (§4.1). The new
-// configuration takes effect as soon as it is in the log, so only one change may be
-// uncommitted at a time, and a new leader must first commit an entry of its own term:
-// until then it cannot know that a change left by its predecessor is not committed.
-func (r *raft) ProposeConfChange(op ConfOp, server string) (index, term uint64, err error) {
+// AddServer starts adding a server (§4.2.1). It first catches up with the log as a
+// non-voter; once it is close, the configuration entry that makes it a voter is
+// appended. The outcome comes in a later Ready's CatchUps.
+func (r *raft) AddServer(server string) error {
+	if err := r.canChangeConfig(); err != nil {
+		return err
+	}
+	if r.config().contains(server) {
+		return errAlreadyMember
+	}
+	pr := r.progress[server]
+	if pr == nil {
+		pr = &progress{next: r.log.lastIndex() + 1, probing: true}
+		r.progress[server] = pr
+	}
+	pr.removedAt = 0 // a server removed a moment ago and added back is not to be forgotten
+	r.catchUp = &catchUp{server: server, round: 1, roundEnd: r.log.lastIndex()}
+	r.sendAppend(server, pr, true)
+	return nil
+}
+
+// RemoveServer appends the configuration entry that removes a server (§4.1).
+func (r *raft) RemoveServer(server string) (index, term uint64, err error) {
+	if err := r.canChangeConfig(); err != nil {
+		return 0, 0, err
+	}
+	return r.appendConfChange(confRemove, server)
+}
+
+// canChangeConfig: the new configuration takes effect as soon as it is in the log, so
+// only one change may be under way at a time, and a new leader must first commit an
+// entry of its own term: until then it cannot know that a change left by its
+// predecessor is not committed.
+func (r *raft) canChangeConfig() error {
 	if r.role != leader {
-		return 0, 0, errNotLeader
+		return errNotLeader
+	}
+	if r.transferee != noLeader {
+		return errTransferring
 	}
 	if t, _ := r.log.term(r.commitIndex); t != r.currentTerm {
-		return 0, 0, errLeaderNotReady
+		return errLeaderNotReady
 	}
-	if r.configIndex() > r.commitIndex {
-		return 0, 0, errChangeInProgress
+	if r.configIndex() > r.commitIndex || r.catchUp != nil {
+		return errChangeInProgress
 	}
+	return nil
+}
+
+// appendConfChange appends a single-server membership change.
+func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, err error) {
 	cur := r.config()
 	var members []string
 	switch op {
@@ -372,7 +505,7 @@ func (r *raft) ProposeConfChange(op ConfOp, server string) (index, term uint64, 
 
 // hasReady reports whether Ready would hand out any work.
 func (r *raft) hasReady() bool {
-	return len(r.msgs) > 0 || r.log.stable < r.log.lastIndex() ||
+	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || r.log.stable < r.log.lastIndex() ||
 		r.commitIndex > r.lastApplied || r.mustSaveHardState()
 }
 
@@ -392,11 +525,12 @@ func (r *raft) Ready() Ready {
 		Entries:   r.log.unstable(),
 		Messages:  r.msgs,
 		Committed: r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
+		CatchUps:  r.catchUpResults,
 	}
 	if hs := r.hardState(); r.mustSaveHardState() || (len(rd.Entries) > 0 && hs != r.savedHardState) {
 		rd.HardState = &hs
 	}
-	r.msgs = nil
+	r.msgs, r.catchUpResults = nil, nil
 	return rd
 }
 
@@ -421,7 +555,7 @@ func (r *raft) Advance(rd Ready) {
 	}
 }
 
-// --- Elections (§5.2) ---
+// --- Elections (§5.2), with pre-vote (§9.6) ---
 
 func (r *raft) resetElectionTimer() {
 	r.electionElapsed = 0
@@ -433,12 +567,29 @@ func (r *raft) becomeFollower(term uint64, lead string) {
 		// votedFor is cleared only by a new term, never by stepping down within one.
 		r.currentTerm, r.votedFor = term, noVote
 	}
+	if r.role == leader && r.catchUp != nil {
+		r.endCatchUp(errCatchUpLeaderLost)
+	}
 	r.role, r.leader = follower, lead
 	r.votes, r.progress = nil, nil
+	r.transferee = noLeader
 	r.resetElectionTimer()
 }
 
-func (r *raft) campaign() {
+// preCampaign asks the others whether they would vote for this server in the next term,
+// without starting it. A server that was cut off, and so missed nothing but cannot win,
+// then does not force the cluster into a new term when it comes back.
+func (r *raft) preCampaign() {
+	r.role, r.leader = preCandidate, noLeader
+	r.votes = map[string]bool{r.id: true}
+	if r.tallyVotes() {
+		return
+	}
+	r.requestVotes(MsgPreVote, r.currentTerm+1, false)
+}
+
+// campaign starts an election in the next term. transfer says the leader asked for it.
+func (r *raft) campaign(transfer bool) {
 	r.currentTerm++
 	r.votedFor = r.id
 	r.role, r.leader = candidate, noLeader
@@ -447,40 +598,65 @@ func (r *raft) campaign() {
 	if r.tallyVotes() {
 		return // a cluster of one elects itself
 	}
+	r.requestVotes(MsgVote, r.currentTerm, transfer)
+}
+
+func (r *raft) requestVotes(t MsgType, term uint64, transfer bool) {
 	for _, id := range r.config().Members {
 		if id != r.id {
-			r.send(Message{Type: MsgVote, To: id, LastLogIndex: r.log.lastIndex(), LastLogTerm: r.log.lastTerm()})
+			r.send(Message{Type: t, To: id, Term: term, LastLogIndex: r.log.lastIndex(), LastLogTerm: r.log.lastTerm(), Transfer: transfer})
 		}
 	}
 }
 
+// handleRequestVote answers a RequestVote or a PreVote.
 func (r *raft) handleRequestVote(m Message) {
 	// Vote once per term: for the first candidate that asks, or again for the same one
 	// (its request may have been duplicated). The vote is persisted before the reply leaves.
-	canVote := r.votedFor == noVote || r.votedFor == m.From
+	// A pre-vote for a later term promises nothing, so it may go to anyone.
+	canVote := r.votedFor == m.From || (r.votedFor == noVote && r.leader == noLeader) ||
+		(m.Type == MsgPreVote && m.Term > r.currentTerm)
 	// Only for a candidate whose log is at least as up-to-date as ours: compare the last
 	// entries' terms, then the lengths (§5.4.1). Commit indices play no part.
 	lastTerm := r.log.lastTerm()
 	upToDate := m.LastLogTerm > lastTerm || (m.LastLogTerm == lastTerm && m.LastLogIndex >= r.log.lastIndex())
-	if canVote && upToDate {
+	resp := MsgVoteResp
+	if m.Type == MsgPreVote {
+		resp = MsgPreVoteResp
+	}
+	switch {
+	case !canVote || !upToDate:
+		r.send(Message{Type: resp, To: m.From})
+	case m.Type == MsgPreVote:
+		r.send(Message{Type: resp, To: m.From, Term: m.Term, Success: true})
+	default:
 		r.votedFor = m.From
 		r.electionElapsed = 0
-		r.send(Message{Type: MsgVoteResp, To: m.From, Success: true})
-		return
+		r.send(Message{Type: resp, To: m.From, Success: true})
 	}
-	r.send(Message{Type: MsgVoteResp, To: m.From})
 }
 
 func (r *raft) handleVoteResponse(m Message) {
-	if r.role != candidate {
-		return
+	switch {
+	case r.role == candidate && m.Type == MsgVoteResp:
+	case r.role == preCandidate && m.Type == MsgPreVoteResp && (!m.Success || m.Term == r.currentTerm+1):
+	default:
+		return // an answer to an election this server is no longer running
 	}
 	r.votes[m.From] = m.Success
 	r.tallyVotes()
 }
 
-// tallyVotes makes a candidate leader once a majority of the configuration has voted
-// for it, or a follower once a majority has refused. It reports whether it decided.
+// handleTimeoutNow starts an election at once, at the leader's request (§3.10): the
+// leader has stopped taking commands and this server's log matches its own.
+func (r *raft) handleTimeoutNow(m Message) {
+	if r.role == follower && r.config().contains(r.id) {
+		r.campaign(true)
+	}
+}
+
+// tallyVotes moves a (pre-)candidate on once a majority of the configuration has voted
+// for it, or back to follower once a majority has refused. It reports whether it decided.
 func (r *raft) tallyVotes() bool {
 	cfg := r.config()
 	granted, refused := 0, 0
@@ -492,6 +668,9 @@ func (r *raft) tallyVotes() bool {
 		}
 	}
 	switch {
+	case granted >= cfg.quorum() && r.role == preCandidate:
+		r.campaign(false)
+		return true
 	case granted >= cfg.quorum():
 		r.becomeLeader()
 		return true
@@ -505,7 +684,7 @@ func (r *raft) tallyVotes() bool {
 func (r *raft) becomeLeader() {
 	r.role, r.leader = leader, r.id
 	r.votes = nil
-	r.heartbeatElapsed = 0
+	r.heartbeatElapsed, r.electionElapsed = 0, 0
 	r.progress = map[string]*progress{}
 	r.syncProgress()
 	// A new leader appends an entry of its own term at once: entries of earlier terms
@@ -581,7 +760,7 @@ func entriesFollow(m Message) bool {
 }
 
 func (r *raft) becomeFollowerOf(lead string) {
-	if r.role == candidate {
+	if r.role == candidate || r.role == preCandidate {
 		r.becomeFollower(r.currentTerm, lead)
 	}
 	r.leader = lead
@@ -593,6 +772,7 @@ func (r *raft) handleAppendResponse(m Message) {
 	if r.role != leader || pr == nil || m.MatchIndex > r.log.lastIndex() || m.RejectIndex > r.log.lastIndex() {
 		return // not ours to track, or malformed: it claims indices we never sent
 	}
+	pr.active = true
 	if !m.Success {
 		// A refusal of an index we already know matches, or (while probing) of another
 		// index than the one we last probed, answers an old request: ignore it.
@@ -617,10 +797,116 @@ func (r *raft) handleAppendResponse(m Message) {
 	if r.forgetRemoved(m) {
 		return
 	}
+	r.catchUpProgress(m.From)
+	if m.From == r.transferee && pr.match == r.log.lastIndex() {
+		r.send(Message{Type: MsgTimeoutNow, To: m.From})
+	}
 	if advanced && r.maybeCommit() {
 		return // maybeCommit sent everyone the news
 	}
 	r.sendAppend(m.From, pr, false)
+}
+
+// quorumActive reports whether a majority of the configuration (this server included,
+// if a member) has answered since the last check, and starts the next period.
+func (r *raft) quorumActive() bool {
+	cfg := r.config()
+	n := 0
+	for _, id := range cfg.Members {
+		if pr := r.progress[id]; id == r.id || (pr != nil && pr.active) {
+			n++
+		}
+	}
+	for _, pr := range r.progress {
+		pr.active = false
+	}
+	return n >= cfg.quorum()
+}
+
+// --- Adding a server: catch-up (§4.2.1) ---
+
+// catchUp is the leader's record of a server being caught up before it is added.
+type catchUp struct {
+	server     string
+	round      int
+	roundEnd   uint64 // the round is over once the server holds every entry up to here
+	roundTicks int    // ticks since the round began
+	idleTicks  int    // ticks since the server last answered
+}
+
+// catchUpProgress moves the catch-up of server on after it acknowledged entries.
+func (r *raft) catchUpProgress(server string) {
+	cu := r.catchUp
+	if cu == nil || cu.server != server {
+		return
+	}
+	cu.idleTicks = 0
+	if r.progress[server].match < cu.roundEnd {
+		return
+	}
+	switch {
+	case cu.roundTicks < r.electionTicks:
+		// A round shorter than an election timeout: adding the server now stalls commits
+		// for less than that while it takes the rest.
+		r.catchUp = nil
+		index, term, err := r.appendConfChange(confAdd, server)
+		r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: server, Index: index, Term: term, Err: err})
+	case cu.round >= catchUpRounds:
+		r.endCatchUp(errCatchUpTooSlow)
+	default:
+		cu.round++
+		cu.roundEnd, cu.roundTicks = r.log.lastIndex(), 0
+	}
+}
+
+// endCatchUp abandons the catch-up in progress: membership stays as it is.
+func (r *raft) endCatchUp(err error) {
+	cu := r.catchUp
+	r.catchUp = nil
+	if pr := r.progress[cu.server]; pr != nil && !r.config().contains(cu.server) && pr.removedAt == 0 {
+		delete(r.progress, cu.server)
+	}
+	r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: cu.server, Err: err})
+}
+
+// --- Leadership transfer (§3.10) ---
+
+// TransferLeadership hands leadership to server, or with "" to the member whose log is
+// most up to date. The leader stops taking commands, brings the target's log up to its
+// own, then tells it to campaign at once. If the target has not taken over within an
+// election timeout, the leader carries on. It returns the target.
+func (r *raft) TransferLeadership(server string) (string, error) {
+	if r.role != leader {
+		return "", errNotLeader
+	}
+	if r.transferee != noLeader {
+		return "", errTransferring
+	}
+	cfg := r.config()
+	if server == noLeader {
+		for _, id := range r.progressOrder() {
+			if cfg.contains(id) && (server == noLeader || r.progress[id].match > r.progress[server].match) {
+				server = id
+			}
+		}
+		if server == noLeader {
+			return "", errNoTransferTarget
+		}
+	}
+	switch {
+	case server == r.id:
+		return "", errAlreadyLeader
+	case !cfg.contains(server):
+		return "", errNotMember
+	}
+	r.transferee, r.transferTicks = server, 0
+	pr := r.progress[server]
+	if pr.match == r.log.lastIndex() {
+		r.send(Message{Type: MsgTimeoutNow, To: server})
+	} else {
+		r.sendAppend(server, pr, true)
+	}
+	return server, nil
 }
 
 // forgetRemoved stops replicating to a removed server once it reports that the change
@@ -661,6 +947,10 @@ func (r *raft) handleHeartbeatResponse(m Message) {
 	pr := r.progress[m.From]
 	if r.role != leader || pr == nil || r.forgetRemoved(m) {
 		return
+	}
+	pr.active = true
+	if r.catchUp != nil && r.catchUp.server == m.From {
+		r.catchUp.idleTicks = 0
 	}
 	pr.probeSent = false
 	if !pr.probing && len(pr.inflight) >= r.maxInflight {
@@ -808,14 +1098,19 @@ func (r *raft) syncProgress() {
 		}
 	}
 	for id, pr := range r.progress {
-		if !cfg.contains(id) && pr.removedAt == 0 {
+		if !cfg.contains(id) && pr.removedAt == 0 && (r.catchUp == nil || r.catchUp.server != id) {
 			pr.removedAt = r.configIndex()
 		}
 	}
 }
 
+// send queues a message from this server, in its current term unless m says otherwise
+// (pre-votes are about the next term).
 func (r *raft) send(m Message) {
-	m.From, m.Term = r.id, r.currentTerm
+	m.From = r.id
+	if m.Term == 0 {
+		m.Term = r.currentTerm
+	}
 	r.msgs = append(r.msgs, m)
 }
 
@@ -827,11 +1122,13 @@ type status struct {
 	Leader                   string
 	Commit, Applied, LastLog uint64
 	Config                   Config
+	Transferee               string // leader: the server leadership is being handed to
 }
 
 func (r *raft) status() status {
 	return status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
-		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config()}
+		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
+		Transferee: r.transferee}
 }
 
 // --- The log in memory ---

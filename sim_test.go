@@ -82,7 +82,9 @@ type simCluster struct {
 	net    []simMsg
 	seq    int
 	faults faults
-	group  map[string]int // partition: messages cross only within a group
+	group  map[string]int  // partition: messages cross only within a group
+	deaf   map[string]bool // messages to these nodes are lost (they can still talk)
+	slow   map[string]int  // extra ticks for every message to or from these nodes
 
 	// What the invariants are checked against.
 	leaders   map[uint64]string // term -> its leader (election safety)
@@ -91,6 +93,7 @@ type simCluster struct {
 	acked     map[string]uint64 // proposals a leader answered as committed -> index
 	proposed  int
 	crashes   int
+	catchUps  []catchUpResult // every catch-up that ended, in order
 
 	// Statistics.
 	sent      map[MsgType]int
@@ -102,7 +105,7 @@ type simCluster struct {
 func newSimCluster(t testing.TB, seed int64, members, spares int, f faults) *simCluster {
 	c := &simCluster{
 		t: t, name: t.Name(), seed: seed, rng: rand.New(rand.NewSource(seed)), nodes: map[string]*simNode{},
-		faults: f, group: map[string]int{}, leaders: map[uint64]string{}, acked: map[string]uint64{}, chash: []uint64{0},
+		faults: f, group: map[string]int{}, deaf: map[string]bool{}, slow: map[string]int{}, leaders: map[uint64]string{}, acked: map[string]uint64{}, chash: []uint64{0},
 		sent: map[MsgType]int{}, entryData: map[string]int{}, refusals: map[string]int{},
 	}
 	var cfg Config
@@ -202,6 +205,8 @@ func (c *simCluster) partition(groups ...[]string) {
 
 func (c *simCluster) heal() {
 	clear(c.group)
+	clear(c.deaf)
+	clear(c.slow)
 	c.logf("heal")
 }
 
@@ -259,7 +264,7 @@ func (c *simCluster) step() {
 	}
 	for _, sm := range due {
 		n := c.nodes[sm.m.To]
-		if n == nil || n.r == nil || c.group[sm.m.From] != c.group[sm.m.To] {
+		if n == nil || n.r == nil || c.group[sm.m.From] != c.group[sm.m.To] || c.deaf[sm.m.To] {
 			continue
 		}
 		n.r.Step(sm.m)
@@ -312,7 +317,7 @@ func (c *simCluster) send(m Message) {
 		copies = 2
 	}
 	for range copies {
-		delay := 1
+		delay := 1 + c.slow[m.From] + c.slow[m.To]
 		if c.faults.maxDelay > 0 {
 			delay += c.rng.Intn(c.faults.maxDelay + 1)
 		}
@@ -343,6 +348,10 @@ func (c *simCluster) ready(n *simNode) {
 		}
 		for _, m := range rd.Messages {
 			c.send(m)
+		}
+		for _, cu := range rd.CatchUps {
+			c.logf("%s: catch-up of %s ended: entry %d, err %v", n.id, cu.Server, cu.Index, cu.Err)
+			c.catchUps = append(c.catchUps, cu)
 		}
 		c.recordCommits(n)
 		for _, e := range rd.Committed {
@@ -472,7 +481,12 @@ func (c *simCluster) changeMembership(op ConfOp, id string) bool {
 	if l == nil {
 		return false
 	}
-	_, _, err := l.r.ProposeConfChange(op, id)
+	var err error
+	if op == confAdd {
+		err = l.r.AddServer(id)
+	} else {
+		_, _, err = l.r.RemoveServer(id)
+	}
 	if err != nil {
 		return false
 	}

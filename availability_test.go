@@ -1,0 +1,325 @@
+// availability_test.go: core tests for what keeps a cluster serving: pre-vote,
+// check-quorum, servers that must not disrupt (§4.2.3), catch-up of new servers before
+// they vote (§4.2.1) and leadership transfer (§3.10).
+package main
+
+import (
+	"math/rand"
+	"testing"
+)
+
+// otherThan returns the first server id that is not one of ids.
+func (c *simCluster) otherThan(ids ...string) string {
+	for _, id := range c.ids {
+		if !contains(ids, id) {
+			return id
+		}
+	}
+	return ""
+}
+
+// A follower cut off for many election timeouts does not raise its term (it only asks,
+// by pre-vote, and nobody answers), so when it comes back the leader is not deposed.
+func TestPreVoteIsolatedFollowerDoesNotDisrupt(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 3, 0, faults{})
+		l := c.waitLeader()
+		f := c.nodes[c.otherThan(l.id)]
+		term := l.r.currentTerm
+		c.partition([]string{f.id})
+		for i := 0; i < 20; i++ {
+			c.propose()
+			c.run(simElectionTicks)
+		}
+		if f.r.currentTerm != term {
+			c.fail("isolated %s went from term %d to %d", f.id, term, f.r.currentTerm)
+		}
+		if f.r.role != preCandidate {
+			c.fail("isolated %s is %v; want a pre-candidate", f.id, f.r.role)
+		}
+		c.heal()
+		if !c.runUntil(20*simElectionTicks, func() bool { return f.r.log.lastIndex() == l.r.log.lastIndex() }) {
+			c.fail("%s did not catch up after healing:\n%s", f.id, c.describe())
+		}
+		if l.r.role != leader || l.r.currentTerm != term {
+			c.fail("leader %s was deposed (role %v, term %d -> %d) by a returning follower", l.id, l.r.role, term, l.r.currentTerm)
+		}
+		c.converge()
+	}
+}
+
+// A pre-vote is refused to a candidate whose log is behind, and granted (without
+// changing the voter's term or vote) once no leader is heard from.
+func TestPreVoteChangesNothing(t *testing.T) {
+	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{HardState: HardState{Term: 3, Vote: "c"}, Entries: []Entry{{Index: 1, Term: 2}, {Index: 2, Term: 3}},
+			Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	ask := func(lastIndex, lastTerm uint64) Message {
+		r.Step(Message{Type: MsgPreVote, From: "b", To: "a", Term: 4, LastLogIndex: lastIndex, LastLogTerm: lastTerm})
+		rd := r.Ready()
+		if len(rd.Messages) != 1 || rd.Messages[0].Type != MsgPreVoteResp {
+			t.Fatalf("want one PreVoteReply, got %+v", rd.Messages)
+		}
+		if rd.HardState != nil || r.currentTerm != 3 || r.votedFor != "c" {
+			t.Fatalf("a pre-vote changed term or vote: term %d vote %q, hard state %+v", r.currentTerm, r.votedFor, rd.HardState)
+		}
+		r.Advance(rd)
+		return rd.Messages[0]
+	}
+	if m := ask(1, 3); m.Success {
+		t.Fatal("pre-vote granted to a log shorter than ours")
+	}
+	if m := ask(2, 3); !m.Success || m.Term != 4 {
+		t.Fatalf("pre-vote for an up-to-date log: %+v; want granted with term 4", m)
+	}
+}
+
+// A leader that cannot hear from a majority steps down within two election timeouts,
+// so clients are told to look elsewhere instead of waiting on it.
+func TestCheckQuorumLeaderStepsDown(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 5, 0, faults{})
+		l := c.waitLeader()
+		c.partition([]string{l.id, c.otherThan(l.id)})
+		if !c.runUntil(2*simElectionTicks, func() bool { return l.r.role != leader }) {
+			c.fail("leader %s cut off from the majority still leads after two election timeouts", l.id)
+		}
+		if _, _, err := l.r.Propose([]byte("x")); err != errNotLeader {
+			c.fail("deposed leader took a proposal: %v", err)
+		}
+		c.waitLeaderOtherThan(l)
+		c.converge()
+	}
+}
+
+// Within an election timeout of hearing from its leader, a server ignores a RequestVote
+// of a later term (§4.2.3): it neither adopts the term nor answers. A vote asked for by
+// a leadership transfer is the exception.
+func TestVoteIgnoredWhileLeaderKnown(t *testing.T) {
+	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{HardState: HardState{Term: 3}, Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	r.Step(Message{Type: MsgHeartbeat, From: "b", To: "a", Term: 3})
+	r.Advance(r.Ready())
+	r.Step(Message{Type: MsgVote, From: "c", To: "a", Term: 9})
+	if rd := r.Ready(); r.currentTerm != 3 || len(rd.Messages) != 0 {
+		t.Fatalf("a follower in contact with its leader took up term %d / answered %+v", r.currentTerm, rd.Messages)
+	}
+	r.Step(Message{Type: MsgVote, From: "c", To: "a", Term: 9, Transfer: true})
+	if rd := r.Ready(); r.currentTerm != 9 || len(rd.Messages) != 1 || !rd.Messages[0].Success {
+		t.Fatalf("a transfer vote was not granted: term %d, %+v", r.currentTerm, rd.Messages)
+	}
+	// Once the leader has been silent for an election timeout, votes count again.
+	r2 := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{HardState: HardState{Term: 3}, Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	r2.Step(Message{Type: MsgHeartbeat, From: "b", To: "a", Term: 3})
+	r2.Advance(r2.Ready())
+	for i := 0; i < 10; i++ {
+		r2.electionElapsed++ // as Tick would, without starting an election
+	}
+	r2.Step(Message{Type: MsgVote, From: "c", To: "a", Term: 9})
+	if rd := r2.Ready(); r2.currentTerm != 9 || len(rd.Messages) != 1 || !rd.Messages[0].Success {
+		t.Fatalf("after the leader fell silent, the vote was not granted: term %d, %+v", r2.currentTerm, rd.Messages)
+	}
+}
+
+// A server removed while it could not hear the cluster never learns of it and keeps
+// trying to get elected; its messages reach the others. It must not raise their term
+// or depose their leader (§4.2.3).
+func TestRemovedServerDoesNotDisrupt(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 4, 0, faults{})
+		l := c.waitLeader()
+		gone := c.otherThan(l.id)
+		c.deaf[gone] = true
+		if !c.runUntil(100, func() bool { return c.changeMembership(confRemove, gone) }) {
+			c.fail("the leader did not take the removal of %s", gone)
+		}
+		if !c.runUntil(50*simElectionTicks, func() bool { return l.r.commitIndex >= l.r.configIndex() }) {
+			c.fail("removal of %s did not commit:\n%s", gone, c.describe())
+		}
+		term := l.r.currentTerm
+		for i := 0; i < 30; i++ {
+			c.propose()
+			c.run(simElectionTicks)
+		}
+		if !c.nodes[gone].r.promotable() {
+			c.fail("%s learned of its removal; the test needs it not to", gone)
+		}
+		if l.r.role != leader || l.r.currentTerm != term {
+			c.fail("removed %s disrupted the cluster: leader %s is %v in term %d (was term %d)", gone, l.id, l.r.role, l.r.currentTerm, term)
+		}
+		c.converge()
+	}
+}
+
+// --- Catch-up before voting (§4.2.1) ---
+
+// A new server joins as a voter only once it holds nearly all of the log; until then the
+// configuration does not count it, so commits never wait for it.
+func TestCatchUpBeforeVoting(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 3, 1, faults{})
+		l := c.waitLeader()
+		for i := 0; i < 2000; i++ { // many round trips' worth for n4
+			c.propose()
+			if i%10 == 0 {
+				c.step()
+			}
+		}
+		c.run(3)
+		if !c.changeMembership(confAdd, "n4") {
+			c.fail("the leader refused to add n4")
+		}
+		joined := false
+		for tick := 0; tick < 100*simElectionTicks && len(c.catchUps) == 0; tick++ {
+			c.propose()
+			c.step()
+			if l.r.config().contains("n4") && !joined {
+				joined = true
+				// At the moment n4 becomes a voter, it lacks at most what was appended
+				// in less than an election timeout (one proposal a tick here).
+				if lag := l.r.configIndex() - l.r.progress["n4"].match; lag > simElectionTicks+2 {
+					c.fail("n4 became a voter %d entries behind the leader", lag)
+				}
+			}
+		}
+		if len(c.catchUps) != 1 || c.catchUps[0].Err != nil || !joined {
+			c.fail("catch-up of n4 ended with %+v (joined %v)", c.catchUps, joined)
+		}
+		c.converge()
+		if !contains(c.members(), "n4") {
+			c.fail("n4 is not a member after catching up: %v", c.members())
+		}
+	}
+}
+
+// Adding a server that does not answer fails after a while with membership unchanged,
+// and another change can go ahead.
+func TestCatchUpUnreachableServer(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 1, faults{})
+	l := c.waitLeader()
+	c.crash("n4")
+	c.runUntil(100, func() bool { return c.changeMembership(confAdd, "n4") })
+	if !c.runUntil(2*catchUpIdleTimeout*simElectionTicks, func() bool { return len(c.catchUps) > 0 }) {
+		c.fail("catch-up of a dead server never ended")
+	}
+	if cu := c.catchUps[0]; cu.Err != errCatchUpUnreachable {
+		c.fail("catch-up of a dead server: %+v; want errCatchUpUnreachable", cu)
+	}
+	if contains(l.r.config().Members, "n4") || l.r.progress["n4"] != nil {
+		c.fail("a failed addition left n4 in the configuration %v or replicated to", l.r.config().Members)
+	}
+	if !c.changeMembership(confRemove, c.otherThan(l.id)) {
+		c.fail("another change was refused after the failed addition")
+	}
+	c.converge()
+}
+
+// A server too slow to catch up (every round takes longer than an election timeout) is
+// not added.
+func TestCatchUpTooSlow(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 1, faults{})
+	l := c.waitLeader()
+	c.slow["n4"] = simElectionTicks // each way: a round trip takes two election timeouts
+	c.runUntil(100, func() bool { return c.changeMembership(confAdd, "n4") })
+	for tick := 0; tick < 100*catchUpRounds*simElectionTicks && len(c.catchUps) == 0; tick++ {
+		c.propose()
+		c.step()
+	}
+	if len(c.catchUps) != 1 || c.catchUps[0].Err != errCatchUpTooSlow {
+		c.fail("catch-up of a slow server: %+v; want errCatchUpTooSlow", c.catchUps)
+	}
+	if contains(l.r.config().Members, "n4") {
+		c.fail("a slow server was added")
+	}
+	c.converge()
+}
+
+// A leader that loses leadership during a catch-up says so; nothing was changed.
+func TestCatchUpLeaderLost(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 1, faults{})
+	l := c.waitLeader()
+	c.crash("n4")
+	c.runUntil(100, func() bool { return c.changeMembership(confAdd, "n4") })
+	c.partition([]string{l.id})
+	if !c.runUntil(4*simElectionTicks, func() bool { return len(c.catchUps) > 0 }) {
+		c.fail("the deposed leader did not end its catch-up")
+	}
+	if cu := c.catchUps[0]; cu.Err != errCatchUpLeaderLost {
+		c.fail("catch-up ended with %+v; want errCatchUpLeaderLost", cu)
+	}
+	c.converge()
+	if contains(c.members(), "n4") {
+		c.fail("n4 was added by a catch-up that failed")
+	}
+}
+
+// --- Leadership transfer (§3.10) ---
+
+// A transfer hands leadership to the named member in the very next term, with no
+// election timeout lost; the old leader refuses proposals meanwhile.
+func TestLeaderTransfer(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 3, 0, faults{})
+		l := c.waitLeader()
+		for i := 0; i < 20; i++ {
+			c.propose()
+		}
+		target := c.otherThan(l.id)
+		term := l.r.currentTerm
+		if _, err := l.r.TransferLeadership(target); err != nil {
+			c.fail("transfer to %s: %v", target, err)
+		}
+		if _, _, err := l.r.Propose([]byte("x")); err != errTransferring {
+			c.fail("proposal during a transfer: err = %v, want errTransferring", err)
+		}
+		c.ready(l)
+		if !c.runUntil(simElectionTicks, func() bool { nl := c.leader(); return nl != nil && nl.id == target }) {
+			c.fail("%s did not take over within an election timeout:\n%s", target, c.describe())
+		}
+		if got := c.nodes[target].r.currentTerm; got != term+1 {
+			c.fail("%s took over in term %d; want %d (no failed election)", target, got, term+1)
+		}
+		c.converge()
+	}
+}
+
+// With no target named, the most up-to-date member is chosen; a target that cannot
+// take over leaves the old leader in charge after an election timeout.
+func TestLeaderTransferChoiceAndTimeout(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 0, faults{})
+	l := c.waitLeader()
+	behind := c.otherThan(l.id)
+	ahead := c.otherThan(l.id, behind)
+	c.partition([]string{behind})
+	for i := 0; i < 10; i++ {
+		c.propose()
+	}
+	c.run(5)
+	if to, err := l.r.TransferLeadership(""); err != nil || to != ahead {
+		c.fail("transfer with no target chose %q (err %v); want the up-to-date %s", to, err, ahead)
+	}
+	c.ready(l)
+	c.runUntil(2*simElectionTicks, func() bool { nl := c.leader(); return nl != nil && nl.id == ahead })
+	nl := c.nodes[ahead]
+	if nl.r.role != leader {
+		c.fail("%s did not take over:\n%s", ahead, c.describe())
+	}
+	// Now transfer to the server that cannot hear anyone: it never takes over, and the
+	// leader resumes after an election timeout.
+	c.heal()
+	c.run(2 * simElectionTicks)
+	c.deaf[behind] = true
+	if _, err := nl.r.TransferLeadership(behind); err != nil {
+		c.fail("transfer to %s: %v", behind, err)
+	}
+	c.ready(nl)
+	c.run(simElectionTicks)
+	if nl.r.role != leader || nl.r.transferee != noLeader {
+		c.fail("after a failed transfer %s is %v with transferee %q; want leader, no transfer", ahead, nl.r.role, nl.r.transferee)
+	}
+	if _, _, err := nl.r.Propose([]byte("after")); err != nil {
+		c.fail("leader refused a proposal after the transfer timed out: %v", err)
+	}
+	c.converge()
+}
