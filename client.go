@@ -46,7 +46,9 @@ func runClient(cfg clientConfig, stdout, stderr io.Writer) int {
 				if resp.Result != "" {
 					fmt.Fprintln(stdout, resp.Result)
 				}
-				fmt.Fprintf(stdout, "committed at index %d (term %d, leader %s)\n", resp.Index, resp.Term, resp.Leader)
+				if resp.Index > 0 { // a transfer appends nothing
+					fmt.Fprintf(stdout, "committed at index %d (term %d, leader %s)\n", resp.Index, resp.Term, resp.Leader)
+				}
 				return exitOK
 			case StatusRetry:
 				why = resp.Error
@@ -73,6 +75,11 @@ func describe(cfg clientConfig) string {
 		return fmt.Sprintf("message %q", cfg.Message)
 	case cmdAddServer:
 		return "adding " + cfg.Message
+	case cmdTransfer:
+		if cfg.Message == "" {
+			return "leadership transfer"
+		}
+		return "leadership transfer to " + cfg.Message
 	}
 	return "removing " + cfg.Message
 }

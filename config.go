@@ -78,9 +78,10 @@ const (
 	cmdClient       = "clientcommand"
 	cmdAddServer    = "addserver"
 	cmdRemoveServer = "removeserver"
+	cmdTransfer     = "transfer"
 )
 
-var clientCommands = []string{cmdClient, cmdAddServer, cmdRemoveServer}
+var clientCommands = []string{cmdClient, cmdAddServer, cmdRemoveServer, cmdTransfer}
 
 // Exit statuses of the binary.
 const (
@@ -143,6 +144,8 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C clientcommand -m print -S ":9990"            every server prints "Logs [...]"
   raft -C addserver -m ":9993" -S ":9990"              add a member (start it as a spare first)
   raft -C removeserver -m ":9993" -S ":9990"           remove a member
+  raft -C transfer -m ":9991" -S ":9990"               make :9991 the leader (no -m: the most
+                                                       up-to-date member); for planned restarts
 
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
@@ -159,7 +162,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
-	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add/remove)")
+	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`address` of the member to send the command to")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
 	return fs
@@ -241,14 +244,14 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
 	}
-	if !o.set["m"] || o.message == "" {
+	if (!o.set["m"] || o.message == "") && o.command != cmdTransfer {
 		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
 	}
 	if o.timeout <= 0 {
 		return clientConfig{}, errors.New("-timeout must be positive")
 	}
 	msg := o.message
-	if o.command != cmdClient {
+	if o.command != cmdClient && msg != "" {
 		addr, err := parseAddress(msg, false)
 		if err != nil {
 			return clientConfig{}, fmt.Errorf("-m: %w", err)

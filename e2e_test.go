@@ -476,3 +476,67 @@ func TestEndToEndClientFailures(t *testing.T) {
 		t.Fatalf("second node on one data dir: %v, %s", err, out)
 	}
 }
+
+// Leadership transfer by command and on SIGTERM, and an addserver that cannot complete.
+func TestEndToEndTransferAndHandOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	ports := freePorts(t, 4)
+	var ids []string
+	for _, p := range ports {
+		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	members, nobody := ids[:3], ids[3]
+	c := newE2ECluster(t, members)
+	for _, id := range members {
+		c.start(id)
+	}
+	lead := c.send(members[0], "before").leader
+	var followers []string
+	for _, id := range members {
+		if id != lead {
+			followers = append(followers, id)
+		}
+	}
+
+	// Named target, asked through the other follower: it forwards to the leader.
+	r := c.client("-C", "transfer", "-m", followers[0], "-S", followers[1])
+	if r.code != 0 || !strings.Contains(r.stdout, "leadership transferred from "+lead+" to "+followers[0]) {
+		t.Fatalf("transfer: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r = c.send(lead, "after transfer"); r.leader != followers[0] {
+		t.Fatalf("after the transfer the leader is %q, want %s", r.leader, followers[0])
+	}
+	// To the leader itself: nothing to do, and that is a success.
+	if r = c.client("-C", "transfer", "-m", followers[0], "-S", followers[0]); r.code != 0 || !strings.Contains(r.stdout, "already the leader") {
+		t.Fatalf("transfer to the leader: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// SIGTERM on the leader hands leadership over before the process exits.
+	if err := c.stop(followers[0], syscall.SIGTERM); err != nil {
+		t.Fatalf("leader exited with %v on SIGTERM", err)
+	}
+	if !c.waitLine(c.procs[followers[0]].stderr, "handed leadership to") {
+		t.Fatalf("the leader stopped without handing over:\n%s", c.procs[followers[0]].stderr)
+	}
+	if r = c.send(lead, "after SIGTERM"); r.leader == followers[0] {
+		t.Fatalf("the stopped node still leads")
+	}
+	c.start(followers[0])
+
+	// Adding a server that is not running fails after its catch-up gives up, with a
+	// reason, and the membership stays as it was.
+	r = c.client("-C", "addserver", "-m", nobody, "-S", lead, "-timeout", "15s")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "did not answer") || !strings.Contains(r.stderr, "membership unchanged") {
+		t.Fatalf("addserver of a dead server: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	c.send(lead, "print")
+	want := " Logs [before after transfer after SIGTERM print]"
+	c.waitAll(members, want, 1)
+	for _, id := range members {
+		if n := c.procs[id].stdout.count(" Added new peer " + nobody); n != 0 {
+			t.Fatalf("%s announced the failed addition", id)
+		}
+	}
+}

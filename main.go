@@ -41,8 +41,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-signals
-		fmt.Fprintf(stderr, "raft: %v: stopping\n", s)
+		fmt.Fprintf(stderr, "raft: %v: stopping (a leader first hands leadership to another member; signal again to stop at once)\n", s)
 		close(stop)
+		s = <-signals
+		// Everything acknowledged is already on disk: stopping now is as safe as a crash.
+		fmt.Fprintf(stderr, "raft: %v again: stopping at once\n", s)
+		os.Exit(exitFailed)
 	}()
 	if err := runNode(cfg, stdout, stderr, stop); err != nil {
 		fmt.Fprintf(stderr, "raft: %v\n", err)

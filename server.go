@@ -40,9 +40,11 @@ type node struct {
 	stopc chan struct{} // closed to stop the loop
 	donec chan struct{} // closed once the loop has stopped
 
-	pending map[uint64]*proposal // by log index: commands waiting to be applied
-	quietTo uint64               // entries up to here were applied before a restart: re-apply silently
-	seen    status               // the core's role, term and leader as last logged
+	pending   map[uint64]*proposal // by log index: commands waiting to be applied
+	adding    map[string]*proposal // by server: additions waiting for catch-up
+	transfers []*proposal          // leadership transfers waiting for a new leader
+	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
+	seen      status               // the core's role, term and leader as last logged
 }
 
 // proposal is a client command on its way through the loop.
@@ -80,6 +82,7 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 	go func() {
 		select {
 		case <-stop:
+			n.handOff(4 * cfg.Election)
 			close(n.stopc)
 		case <-n.donec:
 		}
@@ -113,7 +116,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		out: log.New(stdout, "", log.LstdFlags), logger: logger, tick: tick,
 		recvc: make(chan Message, 4096), propc: make(chan *proposal, 1024),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
-		pending: map[uint64]*proposal{}, quietTo: core.commitIndex,
+		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
 	}
 }
 
@@ -169,13 +172,75 @@ func (n *node) handleReady() error {
 			return err
 		}
 		n.trans.send(rd.Messages)
+		for _, cu := range rd.CatchUps {
+			n.caughtUp(cu)
+		}
 		for _, e := range rd.Committed {
 			n.apply(e)
 		}
 		n.core.Advance(rd)
 	}
 	n.logTransitions()
+	n.checkTransfers()
 	return nil
+}
+
+// caughtUp hears the end of a server's catch-up: the entry adding it is in the log (its
+// client waits for it to commit), or the addition was abandoned.
+func (n *node) caughtUp(cu catchUpResult) {
+	p := n.adding[cu.Server]
+	delete(n.adding, cu.Server)
+	if cu.Err != nil {
+		n.logger.Printf("not adding %s: %v", cu.Server, cu.Err)
+		if p != nil {
+			p.done <- n.refusal(cu.Err)
+		}
+		return
+	}
+	n.logger.Printf("%s has caught up; adding it (entry %d)", cu.Server, cu.Index)
+	if p != nil {
+		p.index, p.term = cu.Index, cu.Term
+		n.pending[cu.Index] = p
+	}
+}
+
+// handOff transfers leadership, if this node leads, before it stops: the others then
+// need not wait out an election timeout to notice it is gone (§3.10).
+func (n *node) handOff(wait time.Duration) {
+	resp := n.command(&CommandRequest{Command: cmdTransfer, Forwarded: true, Wait: wait})
+	switch {
+	case resp.NotLeader || resp.Error == errNoTransferTarget.Error():
+		// Not the leader, or the only member: nothing to hand over.
+	case resp.Status == StatusOK:
+		n.logger.Printf("handed leadership to %s before stopping", resp.Leader)
+	default:
+		n.logger.Printf("could not hand leadership over before stopping: %s", resp.Error)
+	}
+}
+
+// checkTransfers answers leadership transfers that are over: another server leads, or
+// this one gave up and leads on.
+func (n *node) checkTransfers() {
+	if len(n.transfers) == 0 {
+		return
+	}
+	s := n.core.status()
+	keep := n.transfers[:0]
+	for _, p := range n.transfers {
+		switch {
+		case s.Role != leader && s.Leader != noLeader:
+			p.done <- CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader,
+				Result: fmt.Sprintf("leadership transferred from %s to %s (term %d)", n.id, s.Leader, s.Term)}
+		case s.Role == leader && s.Transferee == noLeader:
+			p.done <- CommandResponse{Status: StatusRejected, Leader: n.id,
+				Error: fmt.Sprintf("%s did not take over within an election timeout; %s is still the leader", p.req.Message, n.id)}
+		case time.Now().After(p.deadline):
+			// The client has stopped waiting; so does the loop.
+		default:
+			keep = append(keep, p)
+		}
+	}
+	n.transfers = keep
 }
 
 func (n *node) logTransitions() {
@@ -236,9 +301,21 @@ func (n *node) propose(p *proposal) {
 	case cmdClient:
 		p.index, p.term, err = n.core.Propose([]byte(p.req.Message))
 	case cmdAddServer:
-		p.index, p.term, err = n.core.ProposeConfChange(confAdd, p.req.Message)
+		if err = n.core.AddServer(p.req.Message); err == nil {
+			n.logger.Printf("catching up %s before adding it", p.req.Message)
+			n.adding[p.req.Message] = p
+			return
+		}
 	case cmdRemoveServer:
-		p.index, p.term, err = n.core.ProposeConfChange(confRemove, p.req.Message)
+		p.index, p.term, err = n.core.RemoveServer(p.req.Message)
+	case cmdTransfer:
+		var to string
+		if to, err = n.core.TransferLeadership(p.req.Message); err == nil {
+			n.logger.Printf("transferring leadership to %s", to)
+			p.req.Message = to
+			n.transfers = append(n.transfers, p)
+			return
+		}
 	}
 	if err != nil {
 		p.done <- n.refusal(err)
@@ -262,7 +339,10 @@ func (n *node) refusal(err error) CommandResponse {
 			resp.Error = fmt.Sprintf("%s knows no leader: an election is under way, or no majority of %v is running", n.id, n.core.config().Members)
 		}
 		return resp
-	case errLeaderNotReady, errChangeInProgress:
+	case errAlreadyLeader: // transferring to the leader: there is nothing to do
+		return CommandResponse{Status: StatusOK, Term: n.core.currentTerm, Leader: lead,
+			Result: fmt.Sprintf("%s is already the leader (term %d)", lead, n.core.currentTerm)}
+	case errLeaderNotReady, errChangeInProgress, errTransferring, errCatchUpLeaderLost:
 		return CommandResponse{Status: StatusRetry, Leader: lead, Error: err.Error()}
 	default:
 		return CommandResponse{Status: StatusRejected, Leader: lead, Error: err.Error()}
@@ -368,7 +448,10 @@ func checkCommand(req *CommandRequest) error {
 		if req.Message == "" {
 			return fmt.Errorf("empty message")
 		}
-	case cmdAddServer, cmdRemoveServer:
+	case cmdAddServer, cmdRemoveServer, cmdTransfer:
+		if req.Command == cmdTransfer && req.Message == "" {
+			return nil // to the most up-to-date member
+		}
 		addr, err := parseAddress(req.Message, false)
 		if err != nil {
 			return err
