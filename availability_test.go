@@ -323,3 +323,15 @@ func TestLeaderTransferChoiceAndTimeout(t *testing.T) {
 	}
 	c.converge()
 }
+
+// A pre-vote from a server behind in terms is refused with the current term, which
+// brings the asker up to date instead of letting it start a hopeless election.
+func TestStalePreVoteRefusedWithTerm(t *testing.T) {
+	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{HardState: HardState{Term: 6}, Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	r.Step(Message{Type: MsgPreVote, From: "b", To: "a", Term: 4, LastLogIndex: 5, LastLogTerm: 3})
+	rd := r.Ready()
+	if len(rd.Messages) != 1 || rd.Messages[0].Success || rd.Messages[0].Term != 6 {
+		t.Fatalf("stale pre-vote answered %+v; want a refusal in term 6", rd.Messages)
+	}
+}

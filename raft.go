@@ -376,7 +376,7 @@ func (r *raft) Step(m Message) {
 			r.send(Message{Type: MsgPreVoteResp, To: m.From})
 		}
 		return
-	case m.Type == MsgPreVote || (m.Type == MsgPreVoteResp && m.Success):
+	case (m.Type == MsgPreVote || (m.Type == MsgPreVoteResp && m.Success)) && m.Term >= r.currentTerm:
 		// A pre-vote is about a term that may never exist: it changes no one's term.
 		// A granted reply carries the term the pre-candidate proposed.
 	case m.Term > r.currentTerm:
@@ -391,6 +391,8 @@ func (r *raft) Step(m Message) {
 		switch m.Type {
 		case MsgVote:
 			r.send(Message{Type: MsgVoteResp, To: m.From})
+		case MsgPreVote:
+			r.send(Message{Type: MsgPreVoteResp, To: m.From})
 		case MsgApp, MsgHeartbeat:
 			r.send(Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex})
 		}

@@ -779,8 +779,8 @@ func contains(s []string, x string) bool {
 
 // TestRandomizedSchedules runs many seeded schedules mixing every fault: message loss,
 // duplication and reordering, partitions of leaders and followers, crashes at random
-// moments (including between a Ready and its fsync), restarts, and membership changes,
-// under a steady load of proposals. The invariants are checked after every step; at the
+// moments (including between a Ready and its fsync), restarts, membership changes and
+// leadership transfers, under a steady load of proposals. The invariants are checked after every step; at the
 // end the cluster heals and every acknowledged proposal must be in every log once.
 func TestRandomizedSchedules(t *testing.T) {
 	n := 300
@@ -819,6 +819,15 @@ func TestRandomizedSchedules(t *testing.T) {
 				c.partition(g)
 			case x < 370:
 				c.heal()
+			case x < 372:
+				// Leadership transfer, to a random server or (with "") the best one.
+				if l := c.leader(); l != nil {
+					to := []string{"", c.ids[rng.Intn(len(c.ids))]}[rng.Intn(2)]
+					if _, err := l.r.TransferLeadership(to); err == nil {
+						c.logf("%s transfers leadership to %q", l.id, to)
+					}
+					c.ready(l)
+				}
 			case x < 375:
 				id := c.ids[rng.Intn(len(c.ids))]
 				if contains(c.members(), id) {

@@ -251,6 +251,8 @@ func (n *node) logTransitions() {
 			n.logger.Printf("elected leader for term %d", s.Term)
 		case s.Role == candidate:
 			n.logger.Printf("campaigning for term %d", s.Term)
+		case s.Role == preCandidate && n.seen.Leader != noLeader:
+			n.logger.Printf("lost contact with leader %s in term %d; asking the others whether an election could succeed (pre-vote)", n.seen.Leader, s.Term)
 		case s.Leader != noLeader:
 			n.logger.Printf("following leader %s in term %d", s.Leader, s.Term)
 		case n.seen.Role == leader:

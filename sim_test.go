@@ -466,6 +466,9 @@ func (c *simCluster) propose() uint64 {
 	c.proposed++
 	data := fmt.Sprintf("m%d", c.proposed)
 	index, term, err := l.r.Propose([]byte(data))
+	if err == errTransferring {
+		return 0
+	}
 	if err != nil {
 		c.fail("leader %s refused a proposal: %v", l.id, err)
 	}
