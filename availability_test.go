@@ -335,3 +335,112 @@ func TestStalePreVoteRefusedWithTerm(t *testing.T) {
 		t.Fatalf("stale pre-vote answered %+v; want a refusal in term 6", rd.Messages)
 	}
 }
+
+// In an idle cluster a catch-up round whose end is already reached (nothing was
+// appended during the previous one) is over at once; the addition must not wait for
+// traffic that never comes. (Found in review: addserver hung, and blocked every later
+// membership change, when the first round took longer than an election timeout.)
+func TestCatchUpFinishesInIdleCluster(t *testing.T) {
+	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 3, MaxInflight: 4, Rand: rand.New(rand.NewSource(1))},
+		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	// answer plays b and c: every AppendEntries and heartbeat is acknowledged.
+	answer := func() {
+		rd := r.Ready()
+		r.Advance(rd)
+		for _, m := range rd.Messages {
+			switch {
+			case m.To == "d":
+			case m.Type == MsgHeartbeat:
+				r.Step(Message{Type: MsgHeartbeatResp, From: m.To, To: "a", Term: m.Term})
+			case m.Type == MsgApp:
+				last := m.PrevLogIndex + uint64(len(m.Entries))
+				r.Step(Message{Type: MsgAppResp, From: m.To, To: "a", Term: m.Term, Success: true, MatchIndex: last})
+			}
+		}
+	}
+	r.campaign(false)
+	r.Step(Message{Type: MsgVoteResp, From: "b", To: "a", Term: 1, Success: true})
+	for range 3 {
+		answer()
+	}
+	if err := r.AddServer("d"); err != nil {
+		t.Fatal(err)
+	}
+	for range 15 { // d takes longer than an election timeout to answer
+		r.Tick()
+		answer()
+	}
+	last := r.log.lastIndex()
+	r.Step(Message{Type: MsgAppResp, From: "d", To: "a", Term: 1, Success: true, MatchIndex: last})
+	for range 3 * 10 { // then, with nothing to send, the heartbeats get no further
+		r.Tick()
+		answer()
+		r.Step(Message{Type: MsgHeartbeatResp, From: "d", To: "a", Term: 1})
+	}
+	if r.catchUp != nil || !r.config().contains("d") {
+		t.Fatalf("d holds the whole log, yet its catch-up is still open (round %d) and it is not added", r.catchUp.round)
+	}
+}
+
+// While a server is being caught up, leadership is not transferred: the entry adding it
+// would leave the target's log behind, and the transfer would fail (§3.10).
+func TestTransferRefusedDuringCatchUp(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 1, faults{})
+	l := c.waitLeader()
+	c.crash("n4")
+	c.runUntil(100, func() bool { return c.changeMembership(confAdd, "n4") })
+	if _, err := l.r.TransferLeadership(""); err != errChangeInProgress {
+		c.fail("transfer during a catch-up: err = %v, want errChangeInProgress", err)
+	}
+	c.converge()
+}
+
+// A server removed before it heard that its removal committed, then added back
+// unsuccessfully, is still told of its removal: it must not be left to campaign.
+func TestFailedReAddStillInformsRemovedServer(t *testing.T) {
+	c := newSimCluster(t, 1, 3, 0, faults{})
+	l := c.waitLeader()
+	gone := c.otherThan(l.id)
+	c.deaf[gone] = true
+	c.runUntil(100, func() bool { return c.changeMembership(confRemove, gone) })
+	c.runUntil(50*simElectionTicks, func() bool { return l.r.commitIndex >= l.r.configIndex() })
+	if !c.changeMembership(confAdd, gone) {
+		c.fail("re-adding %s was refused", gone)
+	}
+	if !c.runUntil(2*catchUpIdleTimeout*simElectionTicks, func() bool { return len(c.catchUps) > 0 }) || c.catchUps[0].Err != errCatchUpUnreachable {
+		c.fail("re-adding a deaf server ended with %+v", c.catchUps)
+	}
+	delete(c.deaf, gone)
+	if !c.runUntil(20*simElectionTicks, func() bool { return !c.nodes[gone].r.promotable() }) {
+		c.fail("%s never learned that it was removed", gone)
+	}
+	c.converge()
+}
+
+// The case the lease exists for (§4.2.3): a removed server whose log is as long as
+// anyone's (it has the entry removing it, but never hears that it committed) can pass
+// the pre-vote's log check; the others must still refuse it while they hear a leader.
+func TestRemovedServerWithFullLogDoesNotDisrupt(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 4, 0, faults{})
+		l := c.waitLeader()
+		gone := c.otherThan(l.id)
+		c.runUntil(100, func() bool { return c.changeMembership(confRemove, gone) })
+		g := c.nodes[gone]
+		if !c.runUntil(10*simElectionTicks, func() bool { return g.r.log.lastIndex() == l.r.configIndex() }) {
+			c.fail("%s never received its removal", gone)
+		}
+		// From now on it hears no leader, so never learns the removal committed; it
+		// still hears answers to its own (pre-)votes.
+		c.lose = func(m Message) bool { return m.To == gone && (m.Type == MsgApp || m.Type == MsgHeartbeat) }
+		term := l.r.currentTerm
+		c.run(30 * simElectionTicks)
+		if g.r.log.lastIndex() != l.r.log.lastIndex() || !g.r.promotable() {
+			c.fail("the test needs %s's log to be complete and it to campaign", gone)
+		}
+		if l.r.role != leader || l.r.currentTerm != term {
+			c.fail("removed %s disrupted the cluster: leader %s is %v in term %d (was %d)", gone, l.id, l.r.role, l.r.currentTerm, term)
+		}
+		c.converge()
+	}
+}

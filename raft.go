@@ -444,8 +444,9 @@ func (r *raft) AddServer(server string) error {
 		pr = &progress{next: r.log.lastIndex() + 1, probing: true}
 		r.progress[server] = pr
 	}
-	pr.removedAt = 0 // a server removed a moment ago and added back is not to be forgotten
-	r.catchUp = &catchUp{server: server, round: 1, roundEnd: r.log.lastIndex()}
+	// A server removed a moment ago and added back is not to be forgotten meanwhile.
+	r.catchUp = &catchUp{server: server, round: 1, roundEnd: r.log.lastIndex(), removedAt: pr.removedAt}
+	pr.removedAt = 0
 	r.sendAppend(server, pr, true)
 	return nil
 }
@@ -834,6 +835,7 @@ type catchUp struct {
 	roundEnd   uint64 // the round is over once the server holds every entry up to here
 	roundTicks int    // ticks since the round began
 	idleTicks  int    // ticks since the server last answered
+	removedAt  uint64 // the server's progress.removedAt before, to restore if it is not added
 }
 
 // catchUpProgress moves the catch-up of server on after it acknowledged entries.
@@ -843,21 +845,24 @@ func (r *raft) catchUpProgress(server string) {
 		return
 	}
 	cu.idleTicks = 0
-	if r.progress[server].match < cu.roundEnd {
-		return
-	}
-	switch {
-	case cu.roundTicks < r.electionTicks:
-		// A round shorter than an election timeout: adding the server now stalls commits
-		// for less than that while it takes the rest.
-		r.catchUp = nil
-		index, term, err := r.appendConfChange(confAdd, server)
-		r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: server, Index: index, Term: term, Err: err})
-	case cu.round >= catchUpRounds:
-		r.endCatchUp(errCatchUpTooSlow)
-	default:
-		cu.round++
-		cu.roundEnd, cu.roundTicks = r.log.lastIndex(), 0
+	for r.progress[server].match >= cu.roundEnd {
+		switch {
+		case cu.roundTicks < r.electionTicks:
+			// A round shorter than an election timeout: adding the server now stalls
+			// commits for less than that while it takes the rest.
+			r.catchUp = nil
+			index, term, err := r.appendConfChange(confAdd, server)
+			r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: server, Index: index, Term: term, Err: err})
+			return
+		case cu.round >= catchUpRounds:
+			r.endCatchUp(errCatchUpTooSlow)
+			return
+		default:
+			// The next round: what was appended meanwhile. In an idle cluster it is
+			// already over, and takes no time at all.
+			cu.round++
+			cu.roundEnd, cu.roundTicks = r.log.lastIndex(), 0
+		}
 	}
 }
 
@@ -865,8 +870,10 @@ func (r *raft) catchUpProgress(server string) {
 func (r *raft) endCatchUp(err error) {
 	cu := r.catchUp
 	r.catchUp = nil
-	if pr := r.progress[cu.server]; pr != nil && !r.config().contains(cu.server) && pr.removedAt == 0 {
-		delete(r.progress, cu.server)
+	if pr := r.progress[cu.server]; pr != nil && !r.config().contains(cu.server) {
+		if pr.removedAt = cu.removedAt; pr.removedAt == 0 {
+			delete(r.progress, cu.server)
+		} // else it is still to learn that it was removed
 	}
 	r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: cu.server, Err: err})
 }
@@ -883,6 +890,10 @@ func (r *raft) TransferLeadership(server string) (string, error) {
 	}
 	if r.transferee != noLeader {
 		return "", errTransferring
+	}
+	if r.catchUp != nil {
+		// It would append the entry adding the server, leaving the target behind (§3.10).
+		return "", errChangeInProgress
 	}
 	cfg := r.config()
 	if server == noLeader {
@@ -951,9 +962,7 @@ func (r *raft) handleHeartbeatResponse(m Message) {
 		return
 	}
 	pr.active = true
-	if r.catchUp != nil && r.catchUp.server == m.From {
-		r.catchUp.idleTicks = 0
-	}
+	r.catchUpProgress(m.From)
 	pr.probeSent = false
 	if !pr.probing && len(pr.inflight) >= r.maxInflight {
 		// The window is full and a round trip has gone by: assume one was lost.

@@ -229,8 +229,12 @@ func (n *node) checkTransfers() {
 	for _, p := range n.transfers {
 		switch {
 		case s.Role != leader && s.Leader != noLeader:
-			p.done <- CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader,
-				Result: fmt.Sprintf("leadership transferred from %s to %s (term %d)", n.id, s.Leader, s.Term)}
+			result := fmt.Sprintf("leadership transferred from %s to %s (term %d)", n.id, s.Leader, s.Term)
+			if s.Leader != p.req.Message {
+				// The target lost its election to another up-to-date member.
+				result = fmt.Sprintf("leadership moved from %s to %s (term %d), not to %s", n.id, s.Leader, s.Term, p.req.Message)
+			}
+			p.done <- CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader, Result: result}
 		case s.Role == leader && s.Transferee == noLeader:
 			p.done <- CommandResponse{Status: StatusRejected, Leader: n.id,
 				Error: fmt.Sprintf("%s did not take over within an election timeout; %s is still the leader", p.req.Message, n.id)}
@@ -418,6 +422,10 @@ func (n *node) command(req *CommandRequest) CommandResponse {
 	select {
 	case resp = <-p.done:
 	case <-timer.C:
+		if req.Command == cmdAddServer {
+			return CommandResponse{Status: StatusUnknown, Leader: n.id,
+				Error: fmt.Sprintf("%s is still adding %s (catching it up, or committing the change) after %v; it may still be added", n.id, req.Message, wait)}
+		}
 		return CommandResponse{Status: StatusUnknown, Leader: n.id,
 			Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, wait)}
 	case <-n.donec:

@@ -82,9 +82,10 @@ type simCluster struct {
 	net    []simMsg
 	seq    int
 	faults faults
-	group  map[string]int  // partition: messages cross only within a group
-	deaf   map[string]bool // messages to these nodes are lost (they can still talk)
-	slow   map[string]int  // extra ticks for every message to or from these nodes
+	group  map[string]int     // partition: messages cross only within a group
+	deaf   map[string]bool    // messages to these nodes are lost (they can still talk)
+	slow   map[string]int     // extra ticks for every message to or from these nodes
+	lose   func(Message) bool // messages it picks are lost at delivery
 
 	// What the invariants are checked against.
 	leaders   map[uint64]string // term -> its leader (election safety)
@@ -207,6 +208,7 @@ func (c *simCluster) heal() {
 	clear(c.group)
 	clear(c.deaf)
 	clear(c.slow)
+	c.lose = nil
 	c.logf("heal")
 }
 
@@ -264,7 +266,7 @@ func (c *simCluster) step() {
 	}
 	for _, sm := range due {
 		n := c.nodes[sm.m.To]
-		if n == nil || n.r == nil || c.group[sm.m.From] != c.group[sm.m.To] || c.deaf[sm.m.To] {
+		if n == nil || n.r == nil || c.group[sm.m.From] != c.group[sm.m.To] || c.deaf[sm.m.To] || (c.lose != nil && c.lose(sm.m)) {
 			continue
 		}
 		n.r.Step(sm.m)
