@@ -101,6 +101,7 @@ type options struct {
 	dataDir  string
 	election time.Duration
 	beat     time.Duration
+	snapshot uint64
 
 	// Client.
 	command string
@@ -118,6 +119,9 @@ type nodeConfig struct {
 	DataDir   string
 	Heartbeat time.Duration
 	Election  time.Duration
+	// Take a snapshot and compact the log once this many entries were applied since the
+	// last one (0: never).
+	SnapshotEntries uint64
 }
 
 // clientConfig is a validated client invocation.
@@ -161,6 +165,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
 	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`address` of the member to send the command to")
@@ -193,7 +198,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries"}
 var clientOnlyFlags = []string{"m", "S", "timeout"}
 
 // nodeConfigFrom validates the node flags.
@@ -231,7 +236,8 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 			return nodeConfig{}, err
 		}
 	}
-	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election}, nil
+	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
+		SnapshotEntries: o.snapshot}, nil
 }
 
 // clientConfigFrom validates the client flags.

@@ -34,7 +34,7 @@ var (
 )
 
 // raftBinary builds the raft binary once per test run.
-func raftBinary(t *testing.T) string {
+func raftBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "raft-e2e-bin")
@@ -139,14 +139,14 @@ type proc struct {
 }
 
 type e2eCluster struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	members string // -c
 	procs   map[string]*proc
 }
 
 // freePorts finds n free ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	var ports []int
 	var lns []net.Listener
 	for i := 0; i < n; i++ {
@@ -163,7 +163,7 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func newE2ECluster(t *testing.T, addrs []string) *e2eCluster {
+func newE2ECluster(t testing.TB, addrs []string) *e2eCluster {
 	c := &e2eCluster{t: t, bin: raftBinary(t), members: strings.Join(addrs, ","), procs: map[string]*proc{}}
 	t.Cleanup(c.stopAll)
 	return c
@@ -539,4 +539,117 @@ func TestEndToEndTransferAndHandOff(t *testing.T) {
 			t.Fatalf("%s announced the failed addition", id)
 		}
 	}
+}
+
+// With a small snapshot threshold, every member compacts its log; a member added
+// afterwards catches up from a snapshot and prints the same log as the others, and a
+// member restarted loads its snapshot and goes on.
+func TestEndToEndSnapshots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	ports := freePorts(t, 4)
+	var ids []string
+	for _, p := range ports {
+		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	members, spare := ids[:3], ids[3]
+	c := newE2ECluster(t, members)
+	start := func(id string) *proc {
+		_, port, _ := net.SplitHostPort(id)
+		return c.startWith(id, "-c", c.members, "-p", port, "-snapshot-entries", "20")
+	}
+	for _, id := range members {
+		start(id)
+	}
+	var msgs []string
+	for i := 1; i <= 50; i++ {
+		msgs = append(msgs, fmt.Sprintf("m%d", i))
+		c.send(members[i%3], msgs[i-1])
+	}
+	for _, id := range members {
+		if !c.waitLine(c.procs[id].stderr, "log compacted") {
+			t.Fatalf("%s never compacted its log:\n%s", id, c.procs[id].stderr)
+		}
+	}
+	sp := start(spare)
+	if r := c.client("-C", "addserver", "-m", spare, "-S", members[0]); r.code != 0 {
+		t.Fatalf("addserver: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	if !c.waitLine(sp.stderr, "installed snapshot") {
+		t.Fatalf("the new member did not catch up from a snapshot:\n%s", sp.stderr)
+	}
+	c.send(spare, "print")
+	all := append(append([]string(nil), members...), spare)
+	want := " Logs [" + strings.Join(append(msgs, "print"), " ") + "]"
+	c.waitAll(all, want, 1)
+
+	// A restarted member loads its snapshot, not the whole log.
+	c.stop(members[1], syscall.SIGKILL)
+	p := start(members[1])
+	if !c.waitLine(p.stderr, "(snapshot at ") {
+		t.Fatalf("%s restarted without its snapshot:\n%s", members[1], p.stderr)
+	}
+	c.send(members[1], "count")
+	c.waitAll(all, fmt.Sprintf(" Count %d", len(msgs)+1), 1)
+}
+
+// BenchmarkCatchUp1M measures how long a new member takes to join a 3-node cluster
+// whose members hold a million 64-byte messages, compacted into a snapshot (as they would
+// be with the default -snapshot-entries): addserver's time, which covers sending the
+// snapshot, installing it and the catch-up rounds. It also reports a restart of a
+// member with that data dir, as the node logs it.
+//
+//	go test -run '^$' -bench CatchUp1M -benchtime 1x .
+func BenchmarkCatchUp1M(b *testing.B) {
+	const total = 1_000_000
+	ports := freePorts(b, 4)
+	var ids []string
+	for _, p := range ports {
+		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	members, spare := ids[:3], ids[3]
+	messages := make([]string, total)
+	for i := range messages {
+		messages[i] = fmt.Sprintf("%063d", i+1)
+	}
+	data := encodeMachine(messages)
+	cfg := Config{Members: members}
+	meta := SnapshotMeta{Index: total, Term: 1, Config: cfg}
+	c := newE2ECluster(b, members)
+	for _, id := range members {
+		dir := filepath.Join(b.TempDir(), "data")
+		s, _, _, _, err := openStorage(dir, id, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := writeSnapshot(dir, meta, data); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SaveSnapshot(meta, true); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Save(&HardState{Term: 1, Commit: total}, nil); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+		c.procs[id] = &proc{id: id, dir: dir} // start reuses its data dir
+	}
+	for _, id := range members {
+		p := c.start(id)
+		loaded := regexp.MustCompile(`loaded in (\S+);`).FindStringSubmatch(p.stderr.String())
+		b.Logf("%s started on a snapshot of %d messages; data dir loaded in %s", id, total, loaded[1])
+	}
+	c.send(members[0], "first")
+	c.start(spare)
+	b.ResetTimer()
+	start := time.Now()
+	r := c.client("-C", "addserver", "-m", spare, "-S", members[0], "-timeout", "60s")
+	took := time.Since(start)
+	b.StopTimer()
+	if r.code != 0 {
+		b.Fatalf("addserver: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	b.ReportMetric(float64(took.Milliseconds()), "ms-to-join")
+	b.Logf("a new member joined a cluster of %d messages in %v (snapshot %d MiB)", total, took.Round(time.Millisecond), len(data)>>20)
 }

@@ -1,22 +1,32 @@
 // log.go: durable storage of a node's hard state (term, vote) and log, in its data dir.
 //
-// The data dir holds one write-ahead log file, "wal": a sequence of frames, each
+// A data dir (format version 2) holds:
+//
+//	meta                      whose dir it is: format version, node id, first configuration
+//	wal-0000000000000001.log  the write-ahead log, in segments numbered consecutively
+//	wal-0000000000000002.log  ...; only the last one is written to
+//	snap-<index>-<term>.snap  the latest snapshot, if the log has been compacted (snapshot.go)
+//
+// Every file is a sequence of frames,
 //
 //	length uint32 LE | CRC-32C uint32 LE | kind byte | payload (length bytes)
 //
-// where the CRC covers the kind and the payload, and the payload is one gob-encoded
-// walRecord. The first record names the node, the format version and the bootstrap
-// configuration; every later record is one Save: a hard state and/or entries, written
-// with one write and made durable with one fsync. An entry at an index already in the
-// log replaces it and everything after it, so truncation is just a later record.
+// where the CRC covers the kind and the payload, and a payload is one gob-encoded record.
+// Each segment is one gob stream, so type descriptors are written once per segment. Its
+// first record says where the log stood when the segment was opened (the last entry, the
+// hard state, the snapshot), so older segments can be deleted once a snapshot covers
+// them. Every later record is one Save: a hard state and/or entries, written with one
+// write and made durable with one fsync. An entry at an index already in the log replaces
+// it and everything after it, so truncation is just a later record.
 //
-// Each time the file is opened for writing a new gob stream starts (kind frameNewStream),
-// so type descriptors are written once per stream, not once per record.
+// A segment grows to about segmentBytes; then the next one starts. Each start of the
+// node opens a new segment, so a segment is never appended to after a crash.
 //
-// A crash can leave a frame half written at the end of the file. On open, a bad frame
-// with no whole frame after it is such a torn tail: it is cut off and reported. A bad
-// frame followed by good ones is corruption: the node refuses to start and the file is
-// left as it is.
+// A crash can leave a frame half written at the end of the last segment. On open, a bad
+// frame with no whole frame after it there is such a torn tail: it is cut off and
+// reported. Anything else that does not check out (a bad frame elsewhere, a missing
+// segment or snapshot, another node's dir, a newer format) stops the node before it
+// changes anything on disk.
 package main
 
 import (
@@ -26,104 +36,419 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 )
 
 const (
-	walName       = "wal"
-	walVersion    = 1
+	metaName      = "meta"
+	legacyWALName = "wal" // format version 1: the whole log in one file
+	walVersion    = 2
 	frameHeader   = 9       // length, CRC, kind
 	maxFrameBytes = 1 << 30 // a larger length field is damage, not data
+
+	defaultSegmentBytes = 64 << 20
 )
 
 // Frame kinds.
 const (
-	frameContinue  byte = 1 // the payload continues the gob stream of the frames before it
-	frameNewStream byte = 2 // the payload starts a new gob stream
+	frameContinue     byte = 1 // the payload continues the gob stream of the frames before it
+	frameNewStream    byte = 2 // the payload starts a new gob stream
+	frameSnapshotData byte = 3 // a snapshot's state machine bytes (snapshot.go)
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// walMeta is the first record of a data dir: whose it is and how it is written.
+// walMeta says whose a data dir is and how it is written.
 type walMeta struct {
 	Version   int
 	ID        string
 	Bootstrap Config
 }
 
+// logPosition names a log entry.
+type logPosition struct {
+	Index, Term uint64
+}
+
 // walRecord is one frame's payload.
 type walRecord struct {
-	Meta      *walMeta
+	Meta      *walMeta // format version 1 only: the first record of the single log file
 	HardState *HardState
 	Entries   []Entry
+	// The first record of a segment: the log's last entry when the segment was opened.
+	// Entries up to it are in earlier segments, or covered by the snapshot.
+	Start *logPosition
+	// The log now starts after this snapshot's last entry (compaction, or a snapshot
+	// installed from the leader).
+	Snapshot *SnapshotMeta
 }
 
 // errDataDir marks a data dir that cannot be used as it is; the message says why and where.
 var errDataDir = errors.New("data dir unusable")
 
-// storage is an open data dir. Only the event loop calls Save.
-type storage struct {
-	dir  string
-	lock *os.File // the data dir itself, flock'ed while this node runs
-	f    *os.File
-	buf  bytes.Buffer
-	enc  *gob.Encoder
-	// framed is the number of frames written by enc: its first frame starts a stream.
-	framed int
+// segment is one log file.
+type segment struct {
+	seq      uint64
+	maxIndex uint64 // the highest index written to it, or where the log stood when it opened
 }
 
-// openStorage opens (or creates) the data dir of node id and loads what it holds.
+func segmentName(seq uint64) string { return fmt.Sprintf("wal-%016x.log", seq) }
+
+// storage is an open data dir. Only the event loop calls its methods.
+type storage struct {
+	dir          string
+	lock         *os.File // the data dir itself, flock'ed while this node runs
+	segmentBytes int64
+
+	segs   []segment // live segments, oldest first; the last is being written
+	f      *os.File  // the last segment
+	size   int64     // bytes in it
+	buf    bytes.Buffer
+	enc    *gob.Encoder
+	framed int // frames written by enc: its first starts a stream
+
+	// What the first record of the next segment repeats.
+	hs   HardState
+	last logPosition
+	snap SnapshotMeta
+}
+
+// openStorage opens (or creates) the data dir of node id and loads what it holds: the
+// hard state, the snapshot's metadata and data (nil if none), and the log after it.
 // notice, if not empty, is something the node should log (a cut torn tail).
-func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentState, notice string, err error) {
+func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentState, snapData []byte, notice string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, st, "", fmt.Errorf("create data dir: %w", err)
+		return nil, st, nil, "", fmt.Errorf("create data dir: %w", err)
 	}
 	lock, err := lockDir(dir)
 	if err != nil {
-		return nil, st, "", err
+		return nil, st, nil, "", err
 	}
 	defer func() {
 		if err != nil {
 			lock.Close()
 		}
 	}()
-	path := filepath.Join(dir, walName)
-	data, err := os.ReadFile(path)
+	s = &storage{dir: dir, lock: lock, segmentBytes: defaultSegmentBytes}
+	d, err := readDataDir(dir, id)
+	if err != nil {
+		return nil, st, nil, "", err
+	}
+	if d.meta == nil {
+		// A new data dir: the meta file, then the first segment (which opens below).
+		if err := writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}))); err != nil {
+			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
+		}
+		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}
+		d.state.Bootstrap = bootstrap
+	}
+	st = d.state.persistentState
+	if st.Snapshot.Index > 0 {
+		if snapData, err = readSnapshot(dir, st.Snapshot); err != nil {
+			return nil, st, nil, "", err
+		}
+	}
+	// Everything checks out; from here on the data dir is changed.
+	if d.torn != nil {
+		if err := d.torn.cut(); err != nil {
+			return nil, st, nil, "", err
+		}
+		notice = d.torn.String()
+		if d.torn.good == 0 {
+			d.segs = d.segs[:len(d.segs)-1] // nothing of it survived: it is gone
+		}
+	}
+	if d.legacy {
+		// Format version 1: the single log file becomes the first segment.
+		if err := writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}))); err != nil {
+			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+		}
+		if err := os.Rename(filepath.Join(dir, legacyWALName), filepath.Join(dir, segmentName(1))); err != nil {
+			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+		}
+		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
+	}
+	s.segs = d.segs
+	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
+	if err := removeStale(dir, st.Snapshot, true); err != nil {
+		return nil, st, nil, "", err
+	}
+	if err := s.openSegment(); err != nil {
+		return nil, st, nil, "", err
+	}
+	return s, st, snapData, notice, nil
+}
+
+// dataDir is what readDataDir found.
+type dataDir struct {
+	meta   *walMeta // nil: a new data dir
+	legacy bool     // format version 1
+	segs   []segment
+	state  logState
+	torn   *tornTail // at the end of the last segment
+}
+
+// readDataDir reads and checks every file of a data dir without changing any.
+func readDataDir(dir, id string) (d dataDir, err error) {
+	names, err := listDir(dir)
+	if err != nil {
+		return d, err
+	}
+	var seqs []uint64
+	for _, name := range names {
+		var seq uint64
+		if n, _ := fmt.Sscanf(name, "wal-%016x.log", &seq); n == 1 && name == segmentName(seq) {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	hasMeta, hasLegacy := slices.Contains(names, metaName), slices.Contains(names, legacyWALName)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := createWAL(dir, walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}); err != nil {
-			return nil, st, "", err
-		}
-		st.Bootstrap = bootstrap
-	case err != nil:
-		return nil, st, "", fmt.Errorf("read %s: %w", path, err)
+	case hasLegacy && (hasMeta || len(seqs) > 0):
+		return d, fmt.Errorf("%w: %s holds both a version 1 log (%s) and a version 2 one; it was changed by hand? restore it from a backup", errDataDir, dir, legacyWALName)
+	case hasLegacy:
+		d.legacy = true
+		seqs = []uint64{0} // read below as the first segment
+	case !hasMeta && len(seqs) > 0:
+		return d, fmt.Errorf("%w: %s has log segments but no %s file; restore it from a backup", errDataDir, dir, metaName)
+	case !hasMeta:
+		return d, nil // new
 	default:
-		var meta walMeta
-		var good int
-		meta, st, good, err = replayWAL(path, data)
+		path := filepath.Join(dir, metaName)
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, st, "", err
+			return d, fmt.Errorf("%w: read %s: %v", errDataDir, path, err)
 		}
-		if meta.ID != id {
-			return nil, st, "", fmt.Errorf("%w: %s belongs to node %s, not %s; give this node its own data dir (-d)", errDataDir, path, meta.ID, id)
+		var meta walMeta
+		if err := decodeSingleFrame(data, &meta); err != nil {
+			return d, fmt.Errorf("%w: %s: %v", errDataDir, path, err)
+		}
+		d.meta = &meta
+	}
+	for i, seq := range seqs {
+		name := segmentName(seq)
+		if d.legacy {
+			name = legacyWALName
+		} else if i > 0 && seq != seqs[i-1]+1 {
+			return d, fmt.Errorf("%w: %s: log segment %s is missing (between %s and %s); restore the data dir from a backup", errDataDir, dir, segmentName(seqs[i-1]+1), segmentName(seqs[i-1]), name)
+		}
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return d, fmt.Errorf("%w: read %s: %v", errDataDir, path, err)
+		}
+		maxIndex, good, err := d.replaySegment(path, data, i == 0)
+		if err != nil {
+			return d, err
 		}
 		if good < len(data) {
-			if err := cutTail(path, good); err != nil {
-				return nil, st, "", err
+			if i < len(seqs)-1 {
+				return d, fmt.Errorf("%w: %s: the record at offset %d is damaged (bad length or checksum) and later segments follow it; restore this node's data dir from a backup, or remove the node from the cluster and add it back with an empty one", errDataDir, path, good)
 			}
-			notice = fmt.Sprintf("%s: cut off a torn tail of %d bytes at offset %d (a write the last crash interrupted; it was never acknowledged)", path, len(data)-good, good)
+			d.torn = &tornTail{path: path, good: good, size: len(data)}
+		}
+		d.segs = append(d.segs, segment{seq: max(seq, 1), maxIndex: maxIndex})
+	}
+	if d.meta == nil {
+		return d, fmt.Errorf("%w: %s: the log has no header", errDataDir, dir)
+	}
+	if d.meta.Version > walVersion {
+		return d, fmt.Errorf("%w: %s is format version %d; this binary reads up to version %d: run a newer raft", errDataDir, dir, d.meta.Version, walVersion)
+	}
+	if d.meta.ID != id {
+		return d, fmt.Errorf("%w: %s belongs to node %s, not %s; give this node its own data dir (-d)", errDataDir, dir, d.meta.ID, id)
+	}
+	d.state.Bootstrap = d.meta.Bootstrap
+	if err := d.state.check(); err != nil {
+		return d, fmt.Errorf("%w: %s: %v; restore the data dir from a backup", errDataDir, dir, err)
+	}
+	return d, nil
+}
+
+// replaySegment replays one segment's records into d.state. good is the length of its
+// intact prefix; maxIndex the highest index it holds.
+func (d *dataDir) replaySegment(path string, data []byte, first bool) (maxIndex uint64, good int, err error) {
+	var dec *gob.Decoder
+	var in bytes.Buffer
+	off, records := 0, 0
+	for off < len(data) {
+		kind, payload, next, ok := readFrame(data, off)
+		if !ok {
+			if wholeFrameAfter(data, off) {
+				return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is damaged (bad length or checksum) and intact records follow it; restore this node's data dir from a backup, or remove the node from the cluster and add it back with an empty one", errDataDir, path, off)
+			}
+			break // a torn tail
+		}
+		if kind == frameNewStream {
+			in.Reset()
+			dec = gob.NewDecoder(&in)
+		} else if dec == nil || kind != frameContinue {
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is not a log record, or continues a stream that never started", errDataDir, path, off)
+		}
+		in.Write(payload)
+		var rec walRecord
+		if err := dec.Decode(&rec); err != nil || in.Len() != 0 {
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d passes its checksum but does not decode (%v)", errDataDir, path, off, err)
+		}
+		if err := d.replayRecord(rec, first && records == 0, records == 0); err != nil {
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d: %v", errDataDir, path, off, err)
+		}
+		for _, e := range rec.Entries {
+			maxIndex = max(maxIndex, e.Index)
+		}
+		if rec.Start != nil {
+			maxIndex = max(maxIndex, rec.Start.Index)
+		}
+		records++
+		off = next
+	}
+	return maxIndex, off, nil
+}
+
+func (d *dataDir) replayRecord(rec walRecord, firstOfDir, firstOfSegment bool) error {
+	switch {
+	case rec.Meta != nil:
+		if !firstOfDir {
+			return errors.New("a log header where log records belong")
+		}
+		if d.legacy {
+			d.meta = rec.Meta
+		} // else: the first segment of a data dir upgraded from version 1
+		return nil
+	case d.legacy && firstOfDir:
+		return errors.New("the log does not start with its header")
+	case rec.Start != nil && !firstOfSegment:
+		return errors.New("a segment header in the middle of a segment")
+	case rec.Start != nil && firstOfDir:
+		// The oldest segment kept: the log before it was compacted away.
+		d.state.base = *rec.Start
+	case rec.Start != nil && *rec.Start != d.state.lastPosition():
+		return fmt.Errorf("the segment continues a log that ends at index %d (term %d), but the segments before it end at %d (term %d): a segment is missing or does not belong here",
+			rec.Start.Index, rec.Start.Term, d.state.lastPosition().Index, d.state.lastPosition().Term)
+	}
+	return d.state.apply(rec)
+}
+
+// tornTail is the end of the last segment, cut short by a crash.
+type tornTail struct {
+	path       string
+	good, size int
+}
+
+func (t *tornTail) String() string {
+	return fmt.Sprintf("%s: cut off a torn tail of %d bytes at offset %d (a write the last crash interrupted; it was never acknowledged)", t.path, t.size-t.good, t.good)
+}
+
+// cut truncates the segment to its last whole frame, durably; an empty one is removed.
+func (t *tornTail) cut() error {
+	if t.good == 0 {
+		if err := os.Remove(t.path); err != nil {
+			return fmt.Errorf("remove torn segment %s: %w", t.path, err)
+		}
+		return syncDir(filepath.Dir(t.path))
+	}
+	f, err := os.OpenFile(t.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s to cut its torn tail: %w", t.path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(t.good)); err != nil {
+		return fmt.Errorf("cut torn tail of %s: %w", t.path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cut torn tail of %s: %w", t.path, err)
+	}
+	return nil
+}
+
+// logState is a log being rebuilt from saved records, in order.
+type logState struct {
+	persistentState
+	// base is the entry the log in Entries follows: the snapshot's last entry, or, once
+	// segments have been deleted, where the oldest kept segment began.
+	base logPosition
+}
+
+func (l *logState) lastIndex() uint64 { return l.base.Index + uint64(len(l.Entries)) }
+
+func (l *logState) lastPosition() logPosition {
+	if n := len(l.Entries); n > 0 {
+		return logPosition{l.Entries[n-1].Index, l.Entries[n-1].Term}
+	}
+	return l.base
+}
+
+// apply applies one saved record.
+func (l *logState) apply(rec walRecord) error {
+	if rec.HardState != nil {
+		l.HardState = *rec.HardState
+	}
+	if s := rec.Snapshot; s != nil {
+		if err := l.applySnapshot(*s); err != nil {
+			return err
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, st, "", fmt.Errorf("open %s: %w", path, err)
+	if len(rec.Entries) == 0 {
+		return nil
 	}
-	s = &storage{dir: dir, lock: lock, f: f}
-	s.enc = gob.NewEncoder(&s.buf)
-	return s, st, notice, nil
+	first := rec.Entries[0].Index
+	if first == 0 || first > l.lastIndex()+1 {
+		return fmt.Errorf("entries start at index %d but the log ends at %d", first, l.lastIndex())
+	}
+	for i, e := range rec.Entries {
+		if e.Index != first+uint64(i) {
+			return fmt.Errorf("entry %d follows entry %d", e.Index, first+uint64(i)-1)
+		}
+		if e.Type == EntryConfig {
+			if _, err := decodeConfChange(e.Data); err != nil {
+				return fmt.Errorf("entry %d: %v", e.Index, err)
+			}
+		}
+	}
+	// Entries at or before the base are covered by the snapshot; entries at indices
+	// already in the log replace them and everything after them.
+	ents := rec.Entries
+	for len(ents) > 0 && ents[0].Index <= l.base.Index {
+		ents = ents[1:]
+	}
+	if len(ents) > 0 {
+		keep := ents[0].Index - l.base.Index - 1
+		l.Entries = append(l.Entries[:keep], ents...)
+	}
+	return nil
+}
+
+// applySnapshot makes the log start after a snapshot's last entry. If the log holds that
+// entry, what follows it stays; otherwise the log is empty (Figure 13, step 6 and 7).
+func (l *logState) applySnapshot(s SnapshotMeta) error {
+	if s.Index < l.Snapshot.Index {
+		return fmt.Errorf("snapshot at index %d after one at %d", s.Index, l.Snapshot.Index)
+	}
+	l.Snapshot = s
+	if s.Index <= l.base.Index {
+		return nil // older than what the kept segments start from
+	}
+	if s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term {
+		l.Entries = l.Entries[s.Index-l.base.Index:]
+	} else {
+		l.Entries = nil
+	}
+	l.base = logPosition{s.Index, s.Term}
+	return nil
+}
+
+// check verifies, once every record is read, that nothing is missing: every entry before
+// the oldest kept segment is covered by the snapshot.
+func (l *logState) check() error {
+	if l.base.Index > l.Snapshot.Index {
+		return fmt.Errorf("the log starts after index %d, but the snapshot covers only up to %d: entries %d to %d are missing",
+			l.base.Index, l.Snapshot.Index, l.Snapshot.Index+1, l.base.Index)
+	}
+	return nil
 }
 
 // lockDir takes an exclusive lock on the data dir, so two nodes never share one.
@@ -139,19 +464,53 @@ func lockDir(dir string) (*os.File, error) {
 	return d, nil
 }
 
-// createWAL writes a new log holding only its meta record: to a temporary file,
-// fsync, rename, fsync of the directory, so a crash leaves either no log or a whole one.
-func createWAL(dir string, meta walMeta) error {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(walRecord{Meta: &meta}); err != nil {
-		return fmt.Errorf("encode log header: %w", err)
+func listDir(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read data dir: %w", err)
 	}
-	tmp := filepath.Join(dir, walName+".tmp")
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// removeStale removes snapshots other than the one the log starts from, and at startup
+// what a crash can leave behind: temporary files, and snapshots received but never
+// recorded in the log (so never acknowledged). While the node runs, temporary files may
+// be a snapshot being written or received, and are left alone.
+func removeStale(dir string, snap SnapshotMeta, startup bool) error {
+	names, err := listDir(dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, name := range names {
+		stale := (strings.HasPrefix(name, "snap-") && strings.HasSuffix(name, ".snap") && name != snapshotName(snap)) ||
+			(startup && (strings.HasSuffix(name, ".tmp") || strings.HasPrefix(name, "recv-")))
+		if stale {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("remove %s: %w", filepath.Join(dir, name), err)
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+// writeFileAtomic writes a file so that a crash leaves either the old one or the whole
+// new one: to a temporary file, fsync, rename, fsync of the directory.
+func writeFileAtomic(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
+		return err
 	}
-	_, err = f.Write(appendFrame(nil, frameNewStream, buf.Bytes()))
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -159,13 +518,14 @@ func createWAL(dir string, meta walMeta) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, walName))
+		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err == nil {
 		err = syncDir(dir)
 	}
 	if err != nil {
-		return fmt.Errorf("create log in %s: %w", dir, err)
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
 	return nil
 }
@@ -179,18 +539,62 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// cutTail truncates the log to its last whole frame, durably.
-func cutTail(path string, size int) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func gobBytes(v any) []byte {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		panic(fmt.Sprintf("encode %T: %v", v, err)) // plain structs always encode
+	}
+	return buf.Bytes()
+}
+
+// decodeSingleFrame decodes a file that holds one frame.
+func decodeSingleFrame(data []byte, v any) error {
+	_, payload, next, ok := readFrame(data, 0)
+	if !ok || next != len(data) {
+		return errors.New("damaged (bad length or checksum at offset 0)")
+	}
+	if err := decodeGob(payload, v); err != nil {
+		return fmt.Errorf("passes its checksum but does not decode at offset 0: %v", err)
+	}
+	return nil
+}
+
+func decodeGob(data []byte, v any) error {
+	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
+}
+
+// openSegment starts the next segment. Its first record repeats the hard state, the
+// snapshot and where the log ends, so every older segment can go once a snapshot
+// covers it.
+func (s *storage) openSegment() error {
+	seq := uint64(1)
+	if n := len(s.segs); n > 0 {
+		seq = s.segs[n-1].seq + 1
+	}
+	path := filepath.Join(s.dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("open %s to cut its torn tail: %w", path, err)
+		return fmt.Errorf("create log segment: %w", err)
 	}
-	defer f.Close()
-	if err := f.Truncate(int64(size)); err != nil {
-		return fmt.Errorf("cut torn tail of %s: %w", path, err)
+	if s.f != nil {
+		s.f.Close()
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("cut torn tail of %s: %w", path, err)
+	s.f, s.size, s.framed = f, 0, 0
+	s.buf.Reset()
+	s.enc = gob.NewEncoder(&s.buf)
+	s.segs = append(s.segs, segment{seq: seq, maxIndex: s.last.Index})
+	start := s.last
+	rec := walRecord{HardState: &s.hs, Start: &start}
+	if s.snap.Index > 0 {
+		snap := s.snap
+		rec.Snapshot = &snap
+	}
+	if err := s.write(rec); err != nil {
+		return err
+	}
+	// The new file's name must be durable before anything in it counts.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("create log segment %s: %w", path, err)
 	}
 	return nil
 }
@@ -201,8 +605,48 @@ func (s *storage) Save(hs *HardState, ents []Entry) error {
 	if hs == nil && len(ents) == 0 {
 		return nil
 	}
+	if s.size >= s.segmentBytes {
+		if err := s.openSegment(); err != nil {
+			return err
+		}
+	}
+	if hs != nil {
+		s.hs = *hs
+	}
+	if n := len(ents); n > 0 {
+		s.last = logPosition{ents[n-1].Index, ents[n-1].Term}
+		seg := &s.segs[len(s.segs)-1]
+		seg.maxIndex = max(seg.maxIndex, s.last.Index)
+	}
+	return s.write(walRecord{HardState: hs, Entries: ents})
+}
+
+// SaveSnapshot records that the log now starts after snapshot meta, whose file is
+// already durable, then deletes the segments and snapshots it makes unnecessary. With
+// replaced, the snapshot came from the leader and replaces the whole log (this server's
+// log did not hold its last entry); otherwise it compacts the log, which holds it.
+func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
+	if err := s.write(walRecord{Snapshot: &meta}); err != nil {
+		return err
+	}
+	if replaced {
+		s.last = logPosition{meta.Index, meta.Term}
+	}
+	s.snap = meta
+	for len(s.segs) > 1 && s.segs[0].maxIndex <= meta.Index {
+		path := filepath.Join(s.dir, segmentName(s.segs[0].seq))
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove compacted log segment %s: %w", path, err)
+		}
+		s.segs = s.segs[1:]
+	}
+	return removeStale(s.dir, meta, false)
+}
+
+// write appends one record to the current segment: one write, one fsync.
+func (s *storage) write(rec walRecord) error {
 	s.buf.Reset()
-	if err := s.enc.Encode(walRecord{HardState: hs, Entries: ents}); err != nil {
+	if err := s.enc.Encode(rec); err != nil {
 		return fmt.Errorf("encode log record: %w", err)
 	}
 	kind := frameContinue
@@ -217,6 +661,7 @@ func (s *storage) Save(hs *HardState, ents []Entry) error {
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", s.f.Name(), err)
 	}
+	s.size += int64(len(frame))
 	return nil
 }
 
@@ -230,10 +675,13 @@ func (s *storage) Close() error {
 func appendFrame(b []byte, kind byte, payload []byte) []byte {
 	var h [frameHeader]byte
 	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
-	crc := crc32.Update(crc32.Checksum([]byte{kind}, crcTable), crcTable, payload)
-	binary.LittleEndian.PutUint32(h[4:], crc)
+	binary.LittleEndian.PutUint32(h[4:], frameCRC(kind, payload))
 	h[8] = kind
 	return append(append(b, h[:]...), payload...)
+}
+
+func frameCRC(kind byte, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum([]byte{kind}, crcTable), crcTable, payload)
 }
 
 // readFrame parses the frame at off. ok is false if there is no whole, intact frame there.
@@ -247,11 +695,11 @@ func readFrame(data []byte, off int) (kind byte, payload []byte, next int, ok bo
 	if n == 0 || n > maxFrameBytes || uint64(off)+frameHeader+uint64(n) > uint64(len(data)) {
 		return 0, nil, 0, false
 	}
-	if kind != frameContinue && kind != frameNewStream {
+	if kind != frameContinue && kind != frameNewStream && kind != frameSnapshotData {
 		return 0, nil, 0, false
 	}
 	payload = data[off+frameHeader : off+frameHeader+int(n)]
-	if crc32.Update(crc32.Checksum([]byte{kind}, crcTable), crcTable, payload) != crc {
+	if frameCRC(kind, payload) != crc {
 		return 0, nil, 0, false
 	}
 	return kind, payload, off + frameHeader + int(n), true
@@ -265,77 +713,4 @@ func wholeFrameAfter(data []byte, off int) bool {
 		}
 	}
 	return false
-}
-
-// replayWAL rebuilds the hard state and log from a log file's bytes. good is the length
-// of the intact prefix; anything after it is a torn tail to cut off.
-func replayWAL(path string, data []byte) (meta walMeta, st persistentState, good int, err error) {
-	var dec *gob.Decoder
-	var in bytes.Buffer
-	off := 0
-	for off < len(data) {
-		kind, payload, next, ok := readFrame(data, off)
-		if !ok {
-			if wholeFrameAfter(data, off) {
-				return meta, st, 0, fmt.Errorf("%w: %s: the record at offset %d is damaged (bad length or checksum) and intact records follow it; restore this node's data dir from a backup, or remove the node from the cluster and add it back with an empty one", errDataDir, path, off)
-			}
-			break // a torn tail
-		}
-		if kind == frameNewStream {
-			in.Reset()
-			dec = gob.NewDecoder(&in)
-		} else if dec == nil {
-			return meta, st, 0, fmt.Errorf("%w: %s: the record at offset %d continues a stream that never started", errDataDir, path, off)
-		}
-		in.Write(payload)
-		var rec walRecord
-		if err := dec.Decode(&rec); err != nil || in.Len() != 0 {
-			return meta, st, 0, fmt.Errorf("%w: %s: the record at offset %d passes its checksum but does not decode (%v)", errDataDir, path, off, err)
-		}
-		if off == 0 {
-			if rec.Meta == nil {
-				return meta, st, 0, fmt.Errorf("%w: %s does not start with a log header", errDataDir, path)
-			}
-			if rec.Meta.Version > walVersion {
-				return meta, st, 0, fmt.Errorf("%w: %s is format version %d; this binary reads up to version %d: run a newer raft", errDataDir, path, rec.Meta.Version, walVersion)
-			}
-			meta = *rec.Meta
-			st.Bootstrap = meta.Bootstrap
-		} else if err := replayRecord(&st, rec); err != nil {
-			return meta, st, 0, fmt.Errorf("%w: %s: the record at offset %d: %v", errDataDir, path, off, err)
-		}
-		off = next
-	}
-	if off == 0 {
-		return meta, st, 0, fmt.Errorf("%w: %s has no intact log header", errDataDir, path)
-	}
-	return meta, st, off, nil
-}
-
-// replayRecord applies one saved record to the state being rebuilt.
-func replayRecord(st *persistentState, rec walRecord) error {
-	if rec.HardState != nil {
-		st.HardState = *rec.HardState
-	}
-	if len(rec.Entries) == 0 {
-		return nil
-	}
-	first := rec.Entries[0].Index
-	last := uint64(len(st.Entries))
-	if first == 0 || first > last+1 {
-		return fmt.Errorf("entries start at index %d but the log ends at %d", first, last)
-	}
-	for i, e := range rec.Entries {
-		if e.Index != first+uint64(i) {
-			return fmt.Errorf("entry %d follows entry %d", e.Index, first+uint64(i)-1)
-		}
-		if e.Type == EntryConfig {
-			if _, err := decodeConfChange(e.Data); err != nil {
-				return fmt.Errorf("entry %d: %v", e.Index, err)
-			}
-		}
-	}
-	// Entries at indices already in the log replace them and everything after them.
-	st.Entries = append(st.Entries[:first-1], rec.Entries...)
-	return nil
 }

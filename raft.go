@@ -47,12 +47,15 @@ const (
 	MsgPreVote                          // would you vote for me in the next term? (changes no term)
 	MsgPreVoteResp                      // pre-vote reply
 	MsgTimeoutNow                       // leadership transfer: campaign now, without waiting
+	MsgSnap                             // InstallSnapshot: the transport carries the data, the core the metadata
+	MsgSnapStatus                       // local, from the transport: sending a snapshot to From failed
 )
 
 var msgNames = map[MsgType]string{
 	MsgVote: "RequestVote", MsgVoteResp: "RequestVoteReply", MsgApp: "AppendEntries",
 	MsgAppResp: "AppendEntriesReply", MsgHeartbeat: "Heartbeat", MsgHeartbeatResp: "HeartbeatReply",
 	MsgPreVote: "PreVote", MsgPreVoteResp: "PreVoteReply", MsgTimeoutNow: "TimeoutNow",
+	MsgSnap: "InstallSnapshot", MsgSnapStatus: "SnapshotFailed",
 }
 
 func (t MsgType) String() string {
@@ -75,6 +78,9 @@ type Message struct {
 	// RequestVote sent on a leader's TimeoutNow: voters grant it even though they heard
 	// from that leader within an election timeout.
 	Transfer bool
+
+	// InstallSnapshot: the snapshot the leader's log starts after (§7).
+	Snapshot *SnapshotMeta
 
 	// AppendEntries and Heartbeat.
 	PrevLogIndex, PrevLogTerm uint64
@@ -105,10 +111,14 @@ type HardState struct {
 }
 
 // Ready is the work the core hands to the event loop, to be done in this order:
-// persist HardState and Entries (fsync), then send Messages, then apply Committed,
-// then call Advance. Messages may depend on the persisted state (a granted vote, an
-// acknowledged append), so none may leave before the write returns.
+// persist Snapshot, HardState and Entries (fsync), then send Messages, then apply
+// Committed, then call Advance. Messages may depend on the persisted state (a granted
+// vote, an acknowledged append), so none may leave before the write returns.
 type Ready struct {
+	// A snapshot from the leader that replaces this server's log and state machine: the
+	// log now starts after it (record that first), and the state machine is loaded from it
+	// before Committed is applied.
+	Snapshot  *SnapshotMeta
 	HardState *HardState // nil if it need not be written
 	Entries   []Entry    // to append; an entry at an index already stored replaces it and all after it
 	Messages  []Message
@@ -183,8 +193,9 @@ type coreConfig struct {
 // persistentState is what a server loaded from its disk when it started.
 type persistentState struct {
 	HardState HardState
-	Entries   []Entry // the log, from index 1
-	Bootstrap Config  // the configuration before any configuration entry
+	Snapshot  SnapshotMeta // the log starts after it (zero: no snapshot yet)
+	Entries   []Entry      // the log, from Snapshot.Index+1
+	Bootstrap Config       // the configuration before any configuration entry
 }
 
 // configAt is a configuration and the index of the entry that carried it (0: bootstrap).
@@ -197,15 +208,20 @@ type configAt struct {
 // plus flow control. A follower is probed one AppendEntries at a time until its log
 // position is known, then entries are streamed to it, up to MaxInflight unacknowledged.
 type progress struct {
-	match, next uint64
-	probing     bool     // position unknown: one AppendEntries at a time
-	probeSent   bool     // probing: waiting for the reply (or the next heartbeat) before resending
-	inflight    []uint64 // streaming: last index of each unacknowledged AppendEntries
-	removedAt   uint64   // > 0: removed by the configuration entry at this index; replicated to until it has it
-	active      bool     // answered since the leader last checked it still has a quorum
+	match, next  uint64
+	probing      bool     // position unknown: one AppendEntries at a time
+	probeSent    bool     // probing: waiting for the reply (or the next heartbeat) before resending
+	inflight     []uint64 // streaming: last index of each unacknowledged AppendEntries
+	snapshot     uint64   // > 0: a snapshot with this last index is on its way; wait for it
+	snapshotWait int      // heartbeat replies since it was sent
+	removedAt    uint64   // > 0: removed by the configuration entry at this index; replicated to until it has it
+	active       bool     // answered since the leader last checked it still has a quorum
 }
 
 func (pr *progress) paused(maxInflight int) bool {
+	if pr.snapshot > 0 {
+		return true
+	}
 	if pr.probing {
 		return pr.probeSent
 	}
@@ -213,11 +229,11 @@ func (pr *progress) paused(maxInflight int) bool {
 }
 
 func (pr *progress) becomeProbe() {
-	pr.probing, pr.probeSent, pr.inflight = true, false, nil
+	pr.probing, pr.probeSent, pr.inflight, pr.snapshot = true, false, nil, 0
 }
 
 func (pr *progress) becomeReplicate() {
-	pr.probing, pr.probeSent, pr.inflight = false, false, nil
+	pr.probing, pr.probeSent, pr.inflight, pr.snapshot = false, false, nil, 0
 	pr.next = pr.match + 1
 }
 
@@ -246,9 +262,13 @@ type raft struct {
 	role   role
 	leader string
 
-	// configs holds the bootstrap configuration and every configuration entry still in
-	// the log; the last one is in effect, committed or not (§4.1).
+	// configs holds the configuration the log starts with (the bootstrap one, or the
+	// snapshot's) and every configuration entry in the log; the last one is in effect,
+	// committed or not (§4.1).
 	configs []configAt
+
+	snapshot        SnapshotMeta  // the log starts after it
+	pendingSnapshot *SnapshotMeta // installed from the leader, to hand out in Ready
 
 	votes    map[string]bool      // (pre-)candidate: who answered, and how
 	progress map[string]*progress // leader: every other server it replicates to
@@ -280,16 +300,22 @@ func newRaft(c coreConfig, st persistentState) *raft {
 		id:             c.ID,
 		currentTerm:    st.HardState.Term,
 		votedFor:       st.HardState.Vote,
-		log:            newRaftLog(st.Entries),
+		log:            newRaftLog(st.Snapshot, st.Entries),
 		electionTicks:  c.ElectionTicks,
 		heartbeatTicks: c.HeartbeatTicks,
 		maxMsgBytes:    c.MaxMsgBytes,
 		maxInflight:    c.MaxInflight,
 		rand:           c.Rand,
 		configs:        []configAt{{0, st.Bootstrap}},
+		snapshot:       st.Snapshot,
 		savedHardState: st.HardState,
 	}
-	r.commitIndex = min(st.HardState.Commit, r.log.lastIndex())
+	if st.Snapshot.Index > 0 {
+		r.configs = []configAt{{st.Snapshot.ConfigIndex, st.Snapshot.Config}}
+	}
+	// The caller loads the state machine from the snapshot: it is applied up to there.
+	r.lastApplied = st.Snapshot.Index
+	r.commitIndex = max(min(st.HardState.Commit, r.log.lastIndex()), st.Snapshot.Index)
 	r.trackConfigs(st.Entries)
 	r.becomeFollower(r.currentTerm, noLeader)
 	return r
@@ -382,7 +408,7 @@ func (r *raft) Step(m Message) {
 	case m.Term > r.currentTerm:
 		// Any other message from a newer term makes us a follower of that term (§5.1).
 		lead := noLeader
-		if m.Type == MsgApp || m.Type == MsgHeartbeat {
+		if m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap {
 			lead = m.From
 		}
 		r.becomeFollower(m.Term, lead)
@@ -393,7 +419,7 @@ func (r *raft) Step(m Message) {
 			r.send(Message{Type: MsgVoteResp, To: m.From})
 		case MsgPreVote:
 			r.send(Message{Type: MsgPreVoteResp, To: m.From})
-		case MsgApp, MsgHeartbeat:
+		case MsgApp, MsgHeartbeat, MsgSnap:
 			r.send(Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex})
 		}
 		return // stale replies answer questions we no longer ask
@@ -405,6 +431,10 @@ func (r *raft) Step(m Message) {
 		r.handleVoteResponse(m)
 	case MsgTimeoutNow:
 		r.handleTimeoutNow(m)
+	case MsgSnap:
+		r.handleSnapshot(m)
+	case MsgSnapStatus:
+		r.handleSnapshotFailed(m)
 	case MsgApp:
 		r.handleAppendEntries(m)
 	case MsgAppResp:
@@ -508,7 +538,7 @@ func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, e
 
 // hasReady reports whether Ready would hand out any work.
 func (r *raft) hasReady() bool {
-	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || r.log.stable < r.log.lastIndex() ||
+	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || r.pendingSnapshot != nil || r.log.stable < r.log.lastIndex() ||
 		r.commitIndex > r.lastApplied || r.mustSaveHardState()
 }
 
@@ -525,15 +555,16 @@ func (r *raft) mustSaveHardState() bool {
 // Ready returns the work accumulated since the last Advance.
 func (r *raft) Ready() Ready {
 	rd := Ready{
+		Snapshot:  r.pendingSnapshot,
 		Entries:   r.log.unstable(),
 		Messages:  r.msgs,
 		Committed: r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
 		CatchUps:  r.catchUpResults,
 	}
-	if hs := r.hardState(); r.mustSaveHardState() || (len(rd.Entries) > 0 && hs != r.savedHardState) {
+	if hs := r.hardState(); r.mustSaveHardState() || ((len(rd.Entries) > 0 || rd.Snapshot != nil) && hs != r.savedHardState) {
 		rd.HardState = &hs
 	}
-	r.msgs, r.catchUpResults = nil, nil
+	r.msgs, r.catchUpResults, r.pendingSnapshot = nil, nil, nil
 	return rd
 }
 
@@ -698,6 +729,89 @@ func (r *raft) becomeLeader() {
 
 // --- Log replication (§5.3) ---
 
+// handleSnapshot installs a snapshot from the leader (§7, Figure 13). The transport has
+// already written it, whole, to the data dir.
+func (r *raft) handleSnapshot(m Message) {
+	if r.role == leader || m.Snapshot == nil {
+		return
+	}
+	r.becomeFollowerOf(m.From)
+	s := *m.Snapshot
+	reply := Message{Type: MsgAppResp, To: m.From, Success: true}
+	switch {
+	case s.Index <= r.commitIndex:
+		// Nothing new: everything it covers is committed here already.
+	case r.log.matches(s.Index, s.Term):
+		// This log holds its last entry, so it holds all it covers: commit up to it and
+		// keep the log (and the entries after it, which may be acknowledged already).
+		r.commitIndex = s.Index
+	default:
+		// The log lacks what the snapshot covers, or conflicts with it: replace the log
+		// and the state machine with it.
+		r.log = newRaftLog(s, nil)
+		r.configs = []configAt{{s.ConfigIndex, s.Config}}
+		r.snapshot = s
+		r.commitIndex, r.lastApplied = s.Index, s.Index
+		r.pendingSnapshot = &s
+	}
+	// Committed entries are the same everywhere: the log matches the leader's up to here.
+	reply.MatchIndex, reply.Commit = r.commitIndex, r.commitIndex
+	r.send(reply)
+}
+
+// snapshotProgress follows a snapshot on its way, from the follower's heartbeat replies:
+// its commit index reaching the snapshot says it was installed (the reply may have been
+// lost); if that takes two election timeouts, the snapshot (or the follower, which may
+// have crashed before installing it) was lost, and it is sent again.
+func (r *raft) snapshotProgress(pr *progress, m Message) {
+	pr.snapshotWait++
+	switch {
+	case m.Commit >= pr.snapshot:
+		pr.match = max(pr.match, pr.snapshot) // committed entries are the same everywhere
+		pr.becomeProbe()
+		pr.next = pr.match + 1
+	case pr.snapshotWait > 2*r.electionTicks/r.heartbeatTicks:
+		pr.becomeProbe()
+	}
+}
+
+// handleSnapshotFailed hears from the transport that a snapshot did not arrive: the
+// follower is probed again, and sent the snapshot again if it still needs it.
+func (r *raft) handleSnapshotFailed(m Message) {
+	if pr := r.progress[m.From]; r.role == leader && pr != nil && pr.snapshot > 0 {
+		pr.becomeProbe()
+	}
+}
+
+// Compact drops the log up to index, which the caller has written into a snapshot of the
+// state machine (its metadata from snapshotMeta). The log must hold index, applied.
+func (r *raft) Compact(s SnapshotMeta) {
+	if s.Index <= r.snapshot.Index || s.Index > r.lastApplied {
+		panic(fmt.Sprintf("%s: compact to %d: the log starts after %d and is applied up to %d", r.id, s.Index, r.snapshot.Index, r.lastApplied))
+	}
+	r.log.compact(s.Index)
+	r.snapshot = s
+	// The configuration the log now starts with, and the entries after it.
+	for len(r.configs) > 1 && r.configs[1].index <= s.Index {
+		r.configs = r.configs[1:]
+	}
+}
+
+// snapshotMeta describes a snapshot of the state machine applied up to index.
+func (r *raft) snapshotMeta(index uint64) SnapshotMeta {
+	term, ok := r.log.term(index)
+	if !ok || index > r.lastApplied {
+		panic(fmt.Sprintf("%s: snapshot at %d: the log holds [%d, %d], applied up to %d", r.id, index, r.log.firstIndex(), r.log.lastIndex(), r.lastApplied))
+	}
+	c := r.configs[0]
+	for _, ca := range r.configs[1:] {
+		if ca.index <= index {
+			c = ca
+		}
+	}
+	return SnapshotMeta{Index: index, Term: term, Config: c.config, ConfigIndex: c.index}
+}
+
 func (r *raft) handleAppendEntries(m Message) {
 	if r.role == leader {
 		return // two leaders in one term cannot happen; don't let a bad peer make it so
@@ -706,6 +820,13 @@ func (r *raft) handleAppendEntries(m Message) {
 	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex}
 	if !entriesFollow(m) {
 		return // malformed: entries must be numbered on from PrevLogIndex
+	}
+	if m.PrevLogIndex < r.snapshot.Index {
+		// The entry to check was compacted into our snapshot: it is committed, and so
+		// matches, as does all we have committed. The leader goes on from there.
+		reply.Success, reply.MatchIndex = true, r.commitIndex
+		r.send(reply)
+		return
 	}
 	// Refuse if our log has no entry at PrevLogIndex with term PrevLogTerm, and say
 	// where our log diverges so the leader can skip a whole term per round trip.
@@ -791,7 +912,10 @@ func (r *raft) handleAppendResponse(m Message) {
 	if advanced {
 		pr.match = m.MatchIndex // matchIndex never moves backwards
 	}
-	if pr.probing {
+	if pr.snapshot > 0 && pr.match < pr.snapshot {
+		return // an answer from before the snapshot: keep waiting for it
+	}
+	if pr.probing || pr.snapshot > 0 {
 		pr.becomeReplicate()
 	} else {
 		pr.acknowledge(pr.match)
@@ -963,6 +1087,9 @@ func (r *raft) handleHeartbeatResponse(m Message) {
 	}
 	pr.active = true
 	r.catchUpProgress(m.From)
+	if pr.snapshot > 0 {
+		r.snapshotProgress(pr, m)
+	}
 	pr.probeSent = false
 	if !pr.probing && len(pr.inflight) >= r.maxInflight {
 		// The window is full and a round trip has gone by: assume one was lost.
@@ -983,6 +1110,13 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 	}
 	prevIndex := pr.next - 1
 	prevTerm, ok := r.log.term(prevIndex)
+	if !ok && prevIndex < r.snapshot.Index {
+		// What the follower needs next was compacted into the snapshot: send that (§7).
+		snap := r.snapshot
+		r.send(Message{Type: MsgSnap, To: to, Snapshot: &snap})
+		pr.snapshot, pr.snapshotWait = snap.Index, 0
+		return
+	}
 	if !ok {
 		panic(fmt.Sprintf("%s: nextIndex %d for %s is outside the log [%d, %d]", r.id, pr.next, to, r.log.firstIndex(), r.log.lastIndex()))
 	}
@@ -1151,11 +1285,28 @@ type raftLog struct {
 	stable  uint64 // last index known to be on this server's disk
 }
 
-func newRaftLog(ents []Entry) *raftLog {
+// newRaftLog makes a log that starts after the snapshot's last entry.
+func newRaftLog(snap SnapshotMeta, ents []Entry) *raftLog {
 	l := &raftLog{entries: make([]Entry, 1, len(ents)+1)}
+	l.entries[0] = Entry{Index: snap.Index, Term: snap.Term}
 	l.entries = append(l.entries, ents...)
 	l.stable = l.lastIndex()
 	return l
+}
+
+// matches reports whether the log holds an entry at index with term.
+func (l *raftLog) matches(index, term uint64) bool {
+	t, ok := l.term(index)
+	return ok && t == term
+}
+
+// compact drops the entries up to index; the placeholder takes index's place. The kept
+// entries are copied, so the dropped ones can be freed.
+func (l *raftLog) compact(index uint64) {
+	off := index - l.entries[0].Index
+	kept := make([]Entry, 0, uint64(len(l.entries))-off)
+	l.entries = append(kept, l.entries[off:]...)
+	l.entries[0].Data, l.entries[0].Type = nil, EntryNoop
 }
 
 func (l *raftLog) firstIndex() uint64 { return l.entries[0].Index + 1 }

@@ -290,7 +290,7 @@ func TestFastBackUp(t *testing.T) {
 	caughtUp := func() bool {
 		l := c.leader()
 		return l != nil && l != old && old.r.log.lastIndex() == l.r.log.lastIndex() &&
-			old.hashes[old.r.log.lastIndex()] == l.hashes[l.r.log.lastIndex()]
+			c.hashAt(old, old.r.log.lastIndex()) == c.hashAt(l, l.r.log.lastIndex())
 	}
 	if !c.runUntil(200*simElectionTicks, caughtUp) {
 		c.fail("the stale follower did not catch up:\n%s", c.describe())
@@ -458,7 +458,7 @@ func TestVoteOncePerTermAcrossRestart(t *testing.T) {
 	if len(rd.Messages) != 1 || !rd.Messages[0].Success {
 		t.Fatalf("vote not granted: %+v", rd.Messages)
 	}
-	replayRecord(&n.disk, walRecord{HardState: rd.HardState, Entries: rd.Entries})
+	n.disk.apply(walRecord{HardState: rd.HardState, Entries: rd.Entries})
 	c.crash("n3")
 	c.restart("n3")
 	n.r.Step(Message{Type: MsgVote, From: "n2", To: "n3", Term: 5})
@@ -794,7 +794,8 @@ func TestRandomizedSchedules(t *testing.T) {
 	}()
 	for _, seed := range seeds(n) {
 		rng := rand.New(rand.NewSource(seed))
-		f := faults{drop: rng.Float64() * 0.2, duplicate: rng.Float64() * 0.1, maxDelay: rng.Intn(5), crashReady: rng.Float64() * 0.005}
+		f := faults{drop: rng.Float64() * 0.2, duplicate: rng.Float64() * 0.1, maxDelay: rng.Intn(5), crashReady: rng.Float64() * 0.005,
+			compact: []float64{0, 0.01, 0.05}[rng.Intn(3)]}
 		members := []int{3, 5}[rng.Intn(2)]
 		c := newSimCluster(t, seed, members, 1, f)
 		for tick := 0; tick < 600; tick++ {

@@ -1,8 +1,9 @@
-// rpc.go: the transport. net/rpc over TCP, service "Raft" with two methods:
+// rpc.go: the transport. net/rpc over TCP, service "Raft" with three methods:
 //
-//	Raft.Deliver  a batch of Raft messages from one server to another (one-way: the
-//	              replies are messages of their own, sent back the same way)
-//	Raft.Command  a client command, answered once it is committed and applied
+//	Raft.Deliver          a batch of Raft messages from one server to another (one-way:
+//	                      the replies are messages of their own, sent back the same way)
+//	Raft.InstallSnapshot  a piece of a snapshot file (snapshot.go)
+//	Raft.Command          a client command, answered once it is committed and applied
 //
 // Each peer has a bounded queue and one sender goroutine holding one connection, with
 // one Deliver call in flight: messages arrive in the order they were sent (net/rpc runs
@@ -86,6 +87,11 @@ func (s *rpcService) Deliver(b *Batch, _ *Ack) error {
 	return s.n.deliver(b.Messages)
 }
 
+// InstallSnapshot takes a piece of a snapshot from the leader.
+func (s *rpcService) InstallSnapshot(c *SnapshotChunk, ack *SnapshotAck) error {
+	return s.n.receiveSnapshot(c, ack)
+}
+
 // Command runs a client command.
 func (s *rpcService) Command(req *CommandRequest, resp *CommandResponse) error {
 	*resp = s.n.command(req)
@@ -96,21 +102,24 @@ func (s *rpcService) Command(req *CommandRequest, resp *CommandResponse) error {
 // event loop; forward by RPC handlers.
 type transport struct {
 	id     string
+	dir    string        // the data dir, where snapshots to send are
+	report func(Message) // hands the event loop news from the transport (a snapshot not sent)
 	logger *log.Logger
 	peers  map[string]*peer
 	stopc  chan struct{}
 	wg     sync.WaitGroup
 	dial   func(addr string) (*rpc.Client, error) // how peers connect (a test replaces it)
 
-	mu    sync.Mutex
-	fwd   map[string]*rpc.Client // connections used to forward commands, by leader address
-	conns map[net.Conn]bool      // accepted connections, closed on stop
-	ln    net.Listener
+	mu           sync.Mutex
+	fwd          map[string]*rpc.Client // connections used to forward commands, by leader address
+	snapshotsOut map[string]bool        // followers a snapshot is being sent to
+	conns        map[net.Conn]bool      // accepted connections, closed on stop
+	ln           net.Listener
 }
 
-func newTransport(id string, logger *log.Logger) *transport {
-	return &transport{id: id, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
-		dial: dialRPC, fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}}
+func newTransport(id, dir string, report func(Message), logger *log.Logger) *transport {
+	return &transport{id: id, dir: dir, report: report, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
+		dial: dialRPC, fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}, snapshotsOut: map[string]bool{}}
 }
 
 func dialRPC(addr string) (*rpc.Client, error) {
@@ -153,6 +162,10 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 // send queues messages for their peers and returns at once.
 func (t *transport) send(msgs []Message) {
 	for _, m := range msgs {
+		if m.Type == MsgSnap {
+			t.sendSnapshot(m)
+			continue
+		}
 		p := t.peers[m.To]
 		if p == nil {
 			p = &peer{addr: m.To, t: t, queue: make(chan Message, peerQueueLen)}

@@ -41,7 +41,7 @@ func serveSink(t *testing.T) (addr string, s *sink) {
 // Losing it cost elections their RequestVote and doubled failover time.
 func TestPeerResendsOverDeadIdleConnection(t *testing.T) {
 	addr, s := serveSink(t)
-	tr := newTransport("a", log.New(io.Discard, "", 0))
+	tr := newTransport("a", "", nil, log.New(io.Discard, "", 0))
 	defer tr.stop()
 	var dials atomic.Int32
 	tr.dial = func(addr string) (*rpc.Client, error) {
@@ -69,7 +69,7 @@ func TestPeerResendsOverDeadIdleConnection(t *testing.T) {
 // Messages to one peer arrive in the order they were sent.
 func TestPeerKeepsOrder(t *testing.T) {
 	addr, s := serveSink(t)
-	tr := newTransport("a", log.New(io.Discard, "", 0))
+	tr := newTransport("a", "", nil, log.New(io.Discard, "", 0))
 	defer tr.stop()
 	for i := 1; i <= 100; i++ {
 		tr.send([]Message{{Type: MsgApp, From: "a", To: addr, Term: uint64(i)}})

@@ -14,7 +14,10 @@ import (
 	"math/rand"
 	"net"
 	"net/rpc"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -27,6 +30,7 @@ const (
 // node is one running server.
 type node struct {
 	id     string
+	dir    string // the data dir
 	core   *raft
 	store  *storage
 	trans  *transport
@@ -45,6 +49,23 @@ type node struct {
 	transfers []*proposal          // leadership transfers waiting for a new leader
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
+	loaded    time.Duration        // how long loading the data dir took
+
+	snapshotEntries uint64            // take a snapshot once this many applied entries follow the last
+	nextSnapshot    uint64            // the applied index at which to take the next one
+	snapshotting    bool              // a snapshot is being written in the background
+	snapc           chan snapshotDone // where it reports
+
+	recvMu sync.Mutex // guards recv (RPC handlers)
+	recv   *incoming  // a snapshot being received from the leader
+}
+
+// snapshotDone is the outcome of writing a snapshot in the background.
+type snapshotDone struct {
+	meta  SnapshotMeta
+	bytes int
+	took  time.Duration
+	err   error
 }
 
 // proposal is a client command on its way through the loop.
@@ -58,7 +79,8 @@ type proposal struct {
 // runNode runs a node until stop is closed or it fails.
 func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	logger := log.New(stderr, "", log.LstdFlags)
-	store, st, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
+	start := time.Now()
+	store, st, snapData, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
 	if err != nil {
 		return err
 	}
@@ -66,7 +88,11 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 	if notice != "" {
 		logger.Print(notice)
 	}
-	if len(st.Entries) > 0 && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
+	var sm machine
+	if err := sm.restore(snapData); snapData != nil && err != nil {
+		return fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(cfg.DataDir, snapshotName(st.Snapshot)), err)
+	}
+	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
 		logger.Printf("the data dir holds the membership; -c %s is ignored", cfg.Bootstrap.Members)
 	}
 	ln, err := net.Listen("tcp", cfg.ID)
@@ -74,6 +100,8 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
 	}
 	n := newNode(cfg, st, store, stdout, logger)
+	n.sm = sm
+	n.loaded = time.Since(start)
 	srv := rpc.NewServer()
 	if err := srv.RegisterName("Raft", &rpcService{n}); err != nil {
 		return err
@@ -111,19 +139,35 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		MaxInflight:    maxInflight,
 		Rand:           rand.New(rand.NewSource(time.Now().UnixNano() ^ int64(seed.Sum64()))),
 	}, st)
-	return &node{
-		id: cfg.ID, core: core, store: store, trans: newTransport(cfg.ID, logger),
+	n := &node{
+		id: cfg.ID, dir: cfg.DataDir, core: core, store: store,
 		out: log.New(stdout, "", log.LstdFlags), logger: logger, tick: tick,
 		recvc: make(chan Message, 4096), propc: make(chan *proposal, 1024),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
+		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries,
+		snapc: make(chan snapshotDone, 1),
+	}
+	n.trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
+	return n
+}
+
+// report hands the event loop a message from the transport itself.
+func (n *node) report(m Message) {
+	select {
+	case n.recvc <- m:
+	case <-n.donec:
 	}
 }
 
 func (n *node) logStart(cfg nodeConfig, st persistentState) {
 	s := n.core.status()
-	n.logger.Printf("node %s listening; data dir %s; term %d, %d log entries, members %v",
-		n.id, cfg.DataDir, s.Term, s.LastLog, s.Config.Members)
+	snap := ""
+	if st.Snapshot.Index > 0 {
+		snap = fmt.Sprintf(" (snapshot at %d)", st.Snapshot.Index)
+	}
+	n.logger.Printf("node %s listening; data dir %s loaded in %v; term %d, log up to index %d%s, members %v",
+		n.id, cfg.DataDir, n.loaded.Round(time.Millisecond), s.Term, s.LastLog, snap, s.Config.Members)
 	if !s.Config.contains(n.id) {
 		n.logger.Printf("%s is not a member, so it will not campaign; add it with: raft -C addserver -m %s -S <member>", n.id, n.id)
 	}
@@ -148,6 +192,10 @@ func (n *node) run() error {
 			n.core.Step(m)
 		case p := <-n.propc:
 			n.propose(p)
+		case done := <-n.snapc:
+			if err := n.snapshotWritten(done); err != nil {
+				return err
+			}
 		}
 		// Take whatever else is waiting, so one write and one fsync cover all of it.
 	drain:
@@ -168,6 +216,11 @@ func (n *node) run() error {
 func (n *node) handleReady() error {
 	for n.core.hasReady() {
 		rd := n.core.Ready()
+		if rd.Snapshot != nil {
+			if err := n.installSnapshot(*rd.Snapshot); err != nil {
+				return err
+			}
+		}
 		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
 			return err
 		}
@@ -182,6 +235,71 @@ func (n *node) handleReady() error {
 	}
 	n.logTransitions()
 	n.checkTransfers()
+	n.maybeSnapshot()
+	return nil
+}
+
+// installSnapshot makes a snapshot received from the leader this node's state: the log
+// starts after it, durably, and the state machine is loaded from it.
+func (n *node) installSnapshot(meta SnapshotMeta) error {
+	recv, final := filepath.Join(n.dir, recvName(meta)), filepath.Join(n.dir, snapshotName(meta))
+	if err := os.Rename(recv, final); err != nil {
+		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
+	}
+	if err := syncDir(n.dir); err != nil {
+		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
+	}
+	if err := n.store.SaveSnapshot(meta, true); err != nil {
+		return err
+	}
+	data, err := readSnapshot(n.dir, meta)
+	if err == nil {
+		err = n.sm.restore(data)
+	}
+	if err != nil {
+		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
+	}
+	n.quietTo = max(n.quietTo, meta.Index)
+	n.logger.Printf("installed snapshot %d (term %d, %d bytes) from the leader", meta.Index, meta.Term, len(data))
+	return nil
+}
+
+// maybeSnapshot starts writing a snapshot in the background once enough entries have
+// been applied since the last one. The event loop goes on meanwhile: the snapshot encodes
+// a view of the messages that later applies do not touch.
+func (n *node) maybeSnapshot() {
+	applied := n.core.lastApplied
+	if n.snapshotting || n.snapshotEntries == 0 || applied < n.nextSnapshot {
+		return
+	}
+	n.snapshotting = true
+	meta, view := n.core.snapshotMeta(applied), n.sm.view()
+	go func() {
+		start := time.Now()
+		data := encodeMachine(view)
+		err := writeSnapshot(n.dir, meta, data)
+		n.snapc <- snapshotDone{meta: meta, bytes: len(data), took: time.Since(start), err: err}
+	}()
+}
+
+// snapshotWritten compacts the log once a snapshot is durable.
+func (n *node) snapshotWritten(done snapshotDone) error {
+	n.snapshotting = false
+	if done.err != nil {
+		// The log is still whole; nothing is lost. Try again at the next threshold.
+		n.logger.Printf("snapshot at index %d failed: %v; the log stays whole until the next attempt", done.meta.Index, done.err)
+		n.nextSnapshot = n.core.lastApplied + n.snapshotEntries
+		return nil
+	}
+	n.nextSnapshot = done.meta.Index + n.snapshotEntries
+	if done.meta.Index <= n.core.snapshot.Index {
+		return nil // a snapshot from the leader got further meanwhile
+	}
+	if err := n.store.SaveSnapshot(done.meta, false); err != nil {
+		return err
+	}
+	n.core.Compact(done.meta)
+	n.logger.Printf("snapshot at index %d (%d bytes, written in %v); log compacted", done.meta.Index, done.bytes, done.took.Round(time.Millisecond))
 	return nil
 }
 

@@ -42,6 +42,7 @@ type faults struct {
 	duplicate  float64 // a message is delivered twice
 	maxDelay   int     // extra ticks a message may take (so messages overtake each other)
 	crashReady float64 // a node crashes at a Ready, before persisting it or after persisting but before sending
+	compact    float64 // a node snapshots what it applied and compacts its log (per node and tick)
 }
 
 const (
@@ -50,9 +51,11 @@ const (
 )
 
 type simMsg struct {
-	at  int
-	seq int // send order, to keep each link first-in first-out among messages due together
-	m   Message
+	at    int
+	seq   int // send order, to keep each link first-in first-out among messages due together
+	m     Message
+	snap  uint64 // MsgSnap: the snapshot's data (the digest of the log it covers)
+	local bool   // a report from the sender's own transport: no network in between
 }
 
 type simProposal struct {
@@ -62,13 +65,17 @@ type simProposal struct {
 
 type simNode struct {
 	id      string
-	r       *raft           // nil while crashed
-	disk    persistentState // what survives a crash
-	applied uint64          // last index applied in this incarnation
+	r       *raft                  // nil while crashed
+	disk    logState               // what survives a crash
+	snap    uint64                 // on disk with it: the snapshot's data, a digest of the log it covers
+	recv    map[logPosition]uint64 // snapshots received, waiting for the core to take them
+	applied uint64                 // last index applied in this incarnation
 	pending map[uint64]simProposal
-	// hashes[i] digests the log up to index i, so two logs' prefixes compare in O(1).
-	hashes  []uint64
-	checked uint64 // commit index already checked against the committed log
+	// hashes[i] digests the log up to index hashBase+i, so two logs' prefixes compare in
+	// O(1). hashBase is where the log starts (its snapshot's index).
+	hashes   []uint64
+	hashBase uint64
+	checked  uint64 // commit index already checked against the committed log
 }
 
 type simCluster struct {
@@ -88,13 +95,15 @@ type simCluster struct {
 	lose   func(Message) bool // messages it picks are lost at delivery
 
 	// What the invariants are checked against.
-	leaders   map[uint64]string // term -> its leader (election safety)
-	committed []Entry           // the committed log, as any node has learned it
-	chash     []uint64          // hash chain of committed, like simNode.hashes
-	acked     map[string]uint64 // proposals a leader answered as committed -> index
-	proposed  int
-	crashes   int
-	catchUps  []catchUpResult // every catch-up that ended, in order
+	leaders    map[uint64]string // term -> its leader (election safety)
+	committed  []Entry           // the committed log, as any node has learned it
+	chash      []uint64          // hash chain of committed, like simNode.hashes
+	acked      map[string]uint64 // proposals a leader answered as committed -> index
+	proposed   int
+	crashes    int
+	catchUps   []catchUpResult // every catch-up that ended, in order
+	lostWrites int             // crashes that lost a write not yet fsynced
+	installs   map[string]int  // snapshots installed, by node
 
 	// Statistics.
 	sent      map[MsgType]int
@@ -107,7 +116,7 @@ func newSimCluster(t testing.TB, seed int64, members, spares int, f faults) *sim
 	c := &simCluster{
 		t: t, name: t.Name(), seed: seed, rng: rand.New(rand.NewSource(seed)), nodes: map[string]*simNode{},
 		faults: f, group: map[string]int{}, deaf: map[string]bool{}, slow: map[string]int{}, leaders: map[uint64]string{}, acked: map[string]uint64{}, chash: []uint64{0},
-		sent: map[MsgType]int{}, entryData: map[string]int{}, refusals: map[string]int{},
+		sent: map[MsgType]int{}, entryData: map[string]int{}, refusals: map[string]int{}, installs: map[string]int{},
 	}
 	var cfg Config
 	for i := 1; i <= members+spares; i++ {
@@ -118,7 +127,7 @@ func newSimCluster(t testing.TB, seed int64, members, spares int, f faults) *sim
 		}
 	}
 	for _, id := range c.ids {
-		n := &simNode{id: id, disk: persistentState{Bootstrap: cfg}}
+		n := &simNode{id: id, disk: logState{persistentState: persistentState{Bootstrap: cfg}}}
 		c.nodes[id] = n
 		c.start(n)
 	}
@@ -144,19 +153,55 @@ func (c *simCluster) start(n *simNode) {
 	n.r = newRaft(coreConfig{
 		ID: n.id, ElectionTicks: simElectionTicks, HeartbeatTicks: simHeartbeatTicks,
 		MaxMsgBytes: 64, MaxInflight: 4, Rand: rand.New(rand.NewSource(c.rng.Int63())),
-	}, persistentState{HardState: n.disk.HardState, Entries: slices.Clone(n.disk.Entries), Bootstrap: n.disk.Bootstrap})
-	n.applied, n.checked = 0, 0
+	}, persistentState{HardState: n.disk.HardState, Snapshot: n.disk.Snapshot, Entries: slices.Clone(n.disk.Entries), Bootstrap: n.disk.Bootstrap})
+	n.applied, n.checked = n.disk.Snapshot.Index, n.disk.Snapshot.Index
 	n.pending = map[uint64]simProposal{}
-	n.hashes = []uint64{0}
-	n.rehash(1)
+	n.recv = map[logPosition]uint64{}
+	n.rebase()
+}
+
+// rebase restarts the hash chain at the log's start, whose digest is the snapshot's.
+func (n *simNode) rebase() {
+	n.hashBase = n.r.snapshot.Index
+	n.hashes = []uint64{n.snap}
+	n.rehash(n.hashBase + 1)
 }
 
 // rehash recomputes the hash chain from index on, after the log changed there.
 func (n *simNode) rehash(index uint64) {
-	n.hashes = n.hashes[:index]
+	n.hashes = n.hashes[:index-n.hashBase]
 	for i := index; i <= n.r.log.lastIndex(); i++ {
-		n.hashes = append(n.hashes, chainHash(n.hashes[i-1], n.r.log.entries[i]))
+		n.hashes = append(n.hashes, chainHash(n.hashes[i-1-n.hashBase], n.r.log.entries[i-n.hashBase]))
 	}
+}
+
+// hashAt is the digest of the log up to index; a compacted prefix is committed, so its
+// digest is the committed log's.
+func (c *simCluster) hashAt(n *simNode, index uint64) uint64 {
+	if index <= n.hashBase {
+		return c.chash[index]
+	}
+	return n.hashes[index-n.hashBase]
+}
+
+// compact snapshots what n has applied and compacts its log, as server.go does once a
+// snapshot file is durable.
+func (c *simCluster) compact(n *simNode) {
+	if n.r == nil {
+		return // crashed meanwhile
+	}
+	index := n.r.lastApplied
+	if index <= n.r.snapshot.Index {
+		return
+	}
+	meta := n.r.snapshotMeta(index)
+	n.snap = c.hashAt(n, index)
+	if err := n.disk.apply(walRecord{Snapshot: &meta}); err != nil {
+		c.fail("%s: compaction at %d does not fit its log: %v", n.id, index, err)
+	}
+	n.r.Compact(meta)
+	n.rebase()
+	c.logf("%s compacts its log up to %d", n.id, index)
 }
 
 func chainHash(prev uint64, e Entry) uint64 {
@@ -266,8 +311,14 @@ func (c *simCluster) step() {
 	}
 	for _, sm := range due {
 		n := c.nodes[sm.m.To]
-		if n == nil || n.r == nil || c.group[sm.m.From] != c.group[sm.m.To] || c.deaf[sm.m.To] || (c.lose != nil && c.lose(sm.m)) {
+		if n == nil || n.r == nil || (!sm.local && (c.group[sm.m.From] != c.group[sm.m.To] || c.deaf[sm.m.To] || (c.lose != nil && c.lose(sm.m)))) {
+			if sm.m.Type == MsgSnap {
+				c.reportSnapshotFailed(sm.m)
+			}
 			continue
+		}
+		if sm.m.Type == MsgSnap {
+			n.recv[logPosition{sm.m.Snapshot.Index, sm.m.Snapshot.Term}] = sm.snap
 		}
 		n.r.Step(sm.m)
 		c.ready(n)
@@ -275,6 +326,9 @@ func (c *simCluster) step() {
 	for _, n := range c.live() {
 		n.r.Tick()
 		c.ready(n)
+		if c.faults.compact > 0 && c.rng.Float64() < c.faults.compact {
+			c.compact(n)
+		}
 	}
 }
 
@@ -311,7 +365,14 @@ func (c *simCluster) send(m Message) {
 	for _, e := range m.Entries {
 		c.entryData[m.To] += len(e.Data)
 	}
+	var snap uint64
+	if m.Type == MsgSnap {
+		snap = c.nodes[m.From].snap
+	}
 	if c.rng.Float64() < c.faults.drop {
+		if m.Type == MsgSnap {
+			c.reportSnapshotFailed(m)
+		}
 		return
 	}
 	copies := 1
@@ -324,20 +385,33 @@ func (c *simCluster) send(m Message) {
 			delay += c.rng.Intn(c.faults.maxDelay + 1)
 		}
 		c.seq++
-		c.net = append(c.net, simMsg{at: c.now + delay, seq: c.seq, m: m})
+		c.net = append(c.net, simMsg{at: c.now + delay, seq: c.seq, m: m, snap: snap})
 	}
+}
+
+// reportSnapshotFailed tells the sender of a snapshot that it did not arrive, as its
+// transport would.
+func (c *simCluster) reportSnapshotFailed(m Message) {
+	c.seq++
+	c.net = append(c.net, simMsg{at: c.now + 1, seq: c.seq, local: true,
+		m: Message{Type: MsgSnapStatus, From: m.To, To: m.From, Term: m.Term}})
 }
 
 // ready does what server.go does with a Ready, with crashes at random points.
 func (c *simCluster) ready(n *simNode) {
 	for n.r != nil && n.r.hasReady() {
 		rd := n.r.Ready()
+		// The simulated disk keeps only what was fsynced. The Ready is written, and a
+		// crash before its fsync returns loses the write: nothing of this Ready happened.
 		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
-			// Crash before the write: nothing of this Ready happened.
+			c.lostWrites++
 			c.crash(n.id)
 			return
 		}
-		if err := replayRecord(&n.disk, walRecord{HardState: rd.HardState, Entries: rd.Entries}); err != nil {
+		if rd.Snapshot != nil {
+			c.installSnapshot(n, *rd.Snapshot)
+		}
+		if err := n.disk.apply(walRecord{HardState: rd.HardState, Entries: rd.Entries}); err != nil {
 			c.fail("%s: Ready does not fit its log: %v", n.id, err)
 		}
 		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
@@ -367,6 +441,27 @@ func (c *simCluster) ready(n *simNode) {
 	}
 }
 
+// installSnapshot does what server.go does with a snapshot from the leader: the log
+// starts after it, durably, and the state machine is replaced by it, which must be the
+// committed log up to its index (state machine safety).
+func (c *simCluster) installSnapshot(n *simNode, meta SnapshotMeta) {
+	data, ok := n.recv[logPosition{meta.Index, meta.Term}]
+	if !ok {
+		c.fail("%s installs snapshot %d (term %d), which it never received", n.id, meta.Index, meta.Term)
+	}
+	if meta.Index > uint64(len(c.committed)) || data != c.chash[meta.Index] {
+		c.fail("state machine safety: %s installs a snapshot at %d that is not the committed log (committed up to %d)", n.id, meta.Index, len(c.committed))
+	}
+	if err := n.disk.apply(walRecord{Snapshot: &meta}); err != nil {
+		c.fail("%s: snapshot %d does not fit its log: %v", n.id, meta.Index, err)
+	}
+	n.snap = data
+	n.applied, n.checked = meta.Index, max(n.checked, meta.Index)
+	c.installs[n.id]++
+	n.rebase()
+	c.logf("%s installs snapshot %d (term %d)", n.id, meta.Index, meta.Term)
+}
+
 func (c *simCluster) apply(n *simNode, e Entry) {
 	if e.Index != n.applied+1 {
 		c.fail("%s applied index %d after %d", n.id, e.Index, n.applied)
@@ -392,8 +487,8 @@ func (c *simCluster) apply(n *simNode, e Entry) {
 // recordCommits adds what n has newly committed to the committed log. The committed
 // log only grows, and no node commits anything else at its indices.
 func (c *simCluster) recordCommits(n *simNode) {
-	for index := n.checked + 1; index <= n.r.commitIndex; index++ {
-		e := n.r.log.entries[index]
+	for index := max(n.checked, n.hashBase) + 1; index <= n.r.commitIndex; index++ {
+		e := n.r.log.entries[index-n.hashBase]
 		if index <= uint64(len(c.committed)) {
 			if !sameEntry(e, c.committed[index-1]) {
 				c.fail("%s committed %s at index %d, but %s was committed there before", n.id, fmtEntry(e), index, fmtEntry(c.committed[index-1]))
@@ -409,8 +504,8 @@ func (c *simCluster) recordCommits(n *simNode) {
 // check verifies the invariants that involve node n after its state changed.
 func (c *simCluster) check(n *simNode) {
 	r := n.r
-	if uint64(len(n.hashes)) != r.log.lastIndex()+1 {
-		c.fail("%s: log changed (last %d) without handing the change out in Ready (hashed %d)", n.id, r.log.lastIndex(), len(n.hashes)-1)
+	if n.hashBase+uint64(len(n.hashes)) != r.log.lastIndex()+1 {
+		c.fail("%s: log changed (last %d) without handing the change out in Ready (hashed %d)", n.id, r.log.lastIndex(), n.hashBase+uint64(len(n.hashes))-1)
 	}
 	// Election safety: at most one leader per term.
 	if r.role == leader {
@@ -419,7 +514,7 @@ func (c *simCluster) check(n *simNode) {
 			c.logf("%s leads term %d (log %d, commit %d)", n.id, r.currentTerm, r.log.lastIndex(), r.commitIndex)
 			// Leader completeness: a new leader holds every committed entry.
 			k := uint64(len(c.committed))
-			if k > r.log.lastIndex() || n.hashes[k] != c.chash[k] {
+			if k > r.log.lastIndex() || c.hashAt(n, k) != c.chash[k] {
 				c.fail("leader completeness: %s leads term %d without every committed entry (committed %d, its log %d)", n.id, r.currentTerm, k, r.log.lastIndex())
 			}
 		} else if l != n.id {
@@ -432,13 +527,17 @@ func (c *simCluster) check(n *simNode) {
 		if o == n {
 			continue
 		}
+		// Below either log's start, both are committed and so the same.
+		floor := max(n.hashBase, o.hashBase)
+		sameTerm := func(index uint64) bool { t, ok := r.log.term(index); return ok && o.r.log.matches(index, t) }
 		index := min(r.log.lastIndex(), o.r.log.lastIndex())
-		for index > 0 && r.log.entries[index].Term != o.r.log.entries[index].Term {
+		for index > floor && !sameTerm(index) {
 			index--
 		}
-		if n.hashes[index] != o.hashes[index] {
+		if index >= floor && sameTerm(index) && c.hashAt(n, index) != c.hashAt(o, index) {
+			t, _ := r.log.term(index)
 			c.fail("log matching: %s and %s both hold term %d at index %d but their logs differ before it:\n%s",
-				n.id, o.id, r.log.entries[index].Term, index, c.describe())
+				n.id, o.id, t, index, c.describe())
 		}
 	}
 }
@@ -537,9 +636,8 @@ func (c *simCluster) converge() {
 	if !c.runUntil(2000, done) {
 		c.fail("the cluster did not converge after healing:\n%s", c.describe())
 	}
-	l := c.leader()
 	seen := map[string]int{}
-	for _, e := range l.r.log.entries[1:] {
+	for _, e := range c.committed {
 		if e.Type == EntryNormal {
 			seen[string(e.Data)]++
 		}

@@ -1,0 +1,269 @@
+// snapshot.go: snapshots of the state machine (Raft paper §7). A snapshot replaces the
+// log up to its last included entry: the applied messages, plus the index, term and
+// membership at that entry. It is one file in the data dir, snap-<index>-<term>.snap:
+//
+//	frame: gob SnapshotMeta | frame: the state machine's bytes (machine.snapshot)
+//
+// framed as the log is (length, CRC-32C, kind), written to a temporary file, fsynced and
+// renamed, so a crash leaves either no snapshot or a whole one.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/rpc"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SnapshotMeta describes a snapshot: its last included entry and the configuration in
+// effect there (the latest configuration entry at or before it, or the bootstrap one).
+type SnapshotMeta struct {
+	Index, Term uint64
+	Config      Config
+	ConfigIndex uint64 // index of the entry that carried Config (0: the bootstrap configuration)
+}
+
+func snapshotName(m SnapshotMeta) string {
+	return fmt.Sprintf("snap-%016x-%016x.snap", m.Index, m.Term)
+}
+
+// encodeSnapshotFile lays out a snapshot file.
+func encodeSnapshotFile(meta SnapshotMeta, data []byte) []byte {
+	b := appendFrame(nil, frameNewStream, gobBytes(meta))
+	return appendFrame(b, frameSnapshotData, data)
+}
+
+// writeSnapshot writes a snapshot file durably.
+func writeSnapshot(dir string, meta SnapshotMeta, data []byte) error {
+	return writeFileAtomic(dir, snapshotName(meta), encodeSnapshotFile(meta, data))
+}
+
+// readSnapshot reads the snapshot described by meta and returns the state machine's bytes.
+func readSnapshot(dir string, meta SnapshotMeta) ([]byte, error) {
+	path := filepath.Join(dir, snapshotName(meta))
+	file, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the log starts after snapshot %d (term %d), which cannot be read: %v; restore the data dir from a backup, or remove the node from the cluster and add it back with an empty one",
+			errDataDir, meta.Index, meta.Term, err)
+	}
+	got, data, err := decodeSnapshotFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v; restore the data dir from a backup, or remove the node from the cluster and add it back with an empty one", errDataDir, path, err)
+	}
+	if got.Index != meta.Index || got.Term != meta.Term {
+		return nil, fmt.Errorf("%w: %s holds snapshot %d (term %d), not %d (term %d)", errDataDir, path, got.Index, got.Term, meta.Index, meta.Term)
+	}
+	return data, nil
+}
+
+// decodeSnapshotFile checks a snapshot file and splits it into its parts.
+func decodeSnapshotFile(file []byte) (SnapshotMeta, []byte, error) {
+	var meta SnapshotMeta
+	kind, payload, next, ok := readFrame(file, 0)
+	if !ok || kind != frameNewStream {
+		return meta, nil, errors.New("damaged header (bad length or checksum at offset 0)")
+	}
+	if err := decodeGob(payload, &meta); err != nil {
+		return meta, nil, fmt.Errorf("header passes its checksum but does not decode: %v", err)
+	}
+	kind, data, end, ok := readFrame(file, next)
+	if !ok || end != len(file) || kind != frameSnapshotData {
+		return meta, nil, fmt.Errorf("damaged data (bad length or checksum at offset %d)", next)
+	}
+	return meta, data, nil
+}
+
+// --- Sending a snapshot to a follower (InstallSnapshot, in chunks) ---
+
+// SnapshotChunk is the argument of Raft.InstallSnapshot: a piece of a snapshot file.
+type SnapshotChunk struct {
+	From, To string
+	Term     uint64
+	Meta     SnapshotMeta
+	Offset   int64 // where Data goes in the file
+	Data     []byte
+	Done     bool // the last piece: the file is whole
+}
+
+// SnapshotAck is the reply of Raft.InstallSnapshot: the offset the receiver expects next,
+// so a sender whose earlier piece was lost resumes from where the receiver is.
+type SnapshotAck struct {
+	Offset int64
+}
+
+const (
+	snapshotChunkBytes = 1 << 20
+	snapshotCallWait   = 10 * time.Second // the last call also checks the whole file
+)
+
+// recvName is where a received snapshot waits until the core takes it.
+func recvName(m SnapshotMeta) string {
+	return fmt.Sprintf("recv-%016x-%016x.snap", m.Index, m.Term)
+}
+
+// sendSnapshot streams the snapshot that m announces to m.To, in the background; one at a
+// time per follower. If it fails, the core hears so (MsgSnapStatus) and tries again later.
+func (t *transport) sendSnapshot(m Message) {
+	t.mu.Lock()
+	busy := t.snapshotsOut[m.To]
+	t.snapshotsOut[m.To] = true
+	t.mu.Unlock()
+	if busy {
+		return
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		err := t.streamSnapshot(m)
+		t.mu.Lock()
+		delete(t.snapshotsOut, m.To)
+		t.mu.Unlock()
+		if err != nil {
+			t.logger.Printf("sending snapshot %d to %s: %v (will retry)", m.Snapshot.Index, m.To, err)
+			t.report(Message{Type: MsgSnapStatus, From: m.To, To: t.id, Term: m.Term})
+		}
+	}()
+}
+
+func (t *transport) streamSnapshot(m Message) error {
+	f, err := os.Open(filepath.Join(t.dir, snapshotName(*m.Snapshot)))
+	if err != nil {
+		return err // replaced by a newer one meanwhile: the core will ask again
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	client, err := t.dial(m.To)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	buf := make([]byte, snapshotChunkBytes)
+	var off int64
+	for {
+		n, err := f.ReadAt(buf, off)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		chunk := &SnapshotChunk{From: t.id, To: m.To, Term: m.Term, Meta: *m.Snapshot, Offset: off, Data: buf[:n],
+			Done: off+int64(n) == info.Size()}
+		var ack SnapshotAck
+		call := client.Go("Raft.InstallSnapshot", chunk, &ack, make(chan *rpc.Call, 1))
+		timer := time.NewTimer(snapshotCallWait)
+		select {
+		case <-call.Done:
+			timer.Stop()
+		case <-timer.C:
+			return fmt.Errorf("no answer within %v", snapshotCallWait)
+		case <-t.stopc:
+			timer.Stop()
+			return errStopping
+		}
+		if call.Error != nil {
+			return call.Error
+		}
+		if chunk.Done && ack.Offset == info.Size() {
+			return nil
+		}
+		if ack.Offset < 0 || ack.Offset > info.Size() {
+			return fmt.Errorf("the receiver expects offset %d of a %d-byte snapshot", ack.Offset, info.Size())
+		}
+		off = ack.Offset // on from where the receiver is: resends what it lost
+	}
+}
+
+// --- Receiving one ---
+
+// incoming is a snapshot being received.
+type incoming struct {
+	meta SnapshotMeta
+	from string
+	f    *os.File
+	size int64
+}
+
+// receiveSnapshot takes one piece of a snapshot. Pieces of one snapshot from one leader
+// are written in order; a piece out of order is answered with the offset expected, and
+// a piece of another snapshot starts over. The whole file is checked before the event
+// loop hears of it.
+func (n *node) receiveSnapshot(c *SnapshotChunk, ack *SnapshotAck) error {
+	if c.To != n.id {
+		return fmt.Errorf("snapshot for %s reached %s: check that every member's -c lists the same addresses", c.To, n.id)
+	}
+	n.recvMu.Lock()
+	defer n.recvMu.Unlock()
+	in := n.recv
+	if in == nil || in.meta.Index != c.Meta.Index || in.meta.Term != c.Meta.Term || in.from != c.From || c.Offset == 0 {
+		if in != nil {
+			in.f.Close()
+			n.recv = nil
+		}
+		if c.Offset != 0 {
+			ack.Offset = 0 // a snapshot we have no start of: from the beginning
+			return nil
+		}
+		f, err := os.Create(filepath.Join(n.dir, recvName(c.Meta)+".tmp"))
+		if err != nil {
+			return fmt.Errorf("%s cannot store a snapshot: %v", n.id, err)
+		}
+		in = &incoming{meta: c.Meta, from: c.From, f: f}
+		n.recv = in
+	}
+	if c.Offset != in.size {
+		ack.Offset = in.size
+		return nil
+	}
+	if _, err := in.f.Write(c.Data); err != nil {
+		in.f.Close()
+		n.recv = nil
+		return fmt.Errorf("%s cannot store a snapshot: %v", n.id, err)
+	}
+	in.size += int64(len(c.Data))
+	ack.Offset = in.size
+	if !c.Done {
+		return nil
+	}
+	n.recv = nil
+	if err := n.finishSnapshot(in); err != nil {
+		ack.Offset = 0
+		return err
+	}
+	return n.deliver([]Message{{Type: MsgSnap, From: c.From, To: c.To, Term: c.Term, Snapshot: &in.meta}})
+}
+
+// finishSnapshot makes a received snapshot durable under its waiting name, once it
+// checks out.
+func (n *node) finishSnapshot(in *incoming) error {
+	tmp := in.f.Name()
+	err := in.f.Sync()
+	if cerr := in.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s cannot store a snapshot: %v", n.id, err)
+	}
+	file, err := os.ReadFile(tmp)
+	if err == nil {
+		var meta SnapshotMeta
+		if meta, _, err = decodeSnapshotFile(file); err == nil && (meta.Index != in.meta.Index || meta.Term != in.meta.Term) {
+			err = fmt.Errorf("it holds snapshot %d (term %d), not %d (term %d)", meta.Index, meta.Term, in.meta.Index, in.meta.Term)
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(n.dir, recvName(in.meta)))
+	}
+	if err == nil {
+		err = syncDir(n.dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("snapshot %d from %s: %v", in.meta.Index, in.from, err)
+	}
+	return nil
+}
