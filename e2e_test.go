@@ -141,7 +141,8 @@ type proc struct {
 type e2eCluster struct {
 	t       testing.TB
 	bin     string
-	members string // -c
+	members string   // -c
+	extra   []string // more flags for every node
 	procs   map[string]*proc
 }
 
@@ -184,7 +185,7 @@ func (c *e2eCluster) startWith(id string, flags ...string) *proc {
 		dir = old.dir
 	}
 	p := &proc{id: id, dir: dir, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
-	p.args = append(flags, "-d", dir, "-heartbeat", e2eHeartbeat, "-election-timeout", e2eElection)
+	p.args = append(append(flags, c.extra...), "-d", dir, "-heartbeat", e2eHeartbeat, "-election-timeout", e2eElection)
 	p.cmd = exec.Command(c.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {

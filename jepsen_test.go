@@ -174,6 +174,9 @@ func runJepsen(t *testing.T, n int, seed int64, faultFor time.Duration) {
 		faults: map[string]*fault{}, elected: map[int]string{}, scanned: map[*proc]int{}, actions: map[string]int{},
 	}
 	r.c = newE2ECluster(t, r.members)
+	// Snapshots every few hundred entries, so faults also hit compaction, snapshots
+	// sent to lagging or restarted members, and restarts from a snapshot.
+	r.c.extra = []string{"-snapshot-entries", "50"}
 	r.t0 = time.Now()
 	for _, id := range r.members {
 		r.c.start(id)
@@ -364,7 +367,16 @@ func (r *jepsenRun) leader() string {
 // restart starts id again on its data dir, after scanning the old process's output.
 func (r *jepsenRun) restart(id string) {
 	r.leader()
+	r.countSnapshots(r.c.procs[id])
 	r.c.start(id)
+}
+
+// countSnapshots adds up what a node process logged about snapshots.
+func (r *jepsenRun) countSnapshots(p *proc) {
+	if p != nil {
+		r.actions["(nodes) snapshots taken"] += p.stderr.count("log compacted")
+		r.actions["(nodes) snapshots installed"] += strings.Count(p.stderr.String(), "installed snapshot")
+	}
 }
 
 // voters is who may be a member now: the original members, and the spare while it is
@@ -729,6 +741,9 @@ func (r *jepsenRun) checkFinal(seed int64, n int, final []string, printOp histOp
 	r.leader() // the last check of one leader per term
 
 	// What happened.
+	for _, id := range r.all {
+		r.countSnapshots(r.c.procs[id])
+	}
 	tally := map[string]int{}
 	okClientAppends := 0
 	for _, op := range history {
