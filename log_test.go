@@ -571,3 +571,39 @@ func BenchmarkRestart1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(size)/(1<<20), "MiB-on-disk")
 }
+
+// A crash while a snapshot is written (a temporary file) or after its file is renamed
+// but before the log records it: the restart finds the log whole, as it was, and
+// removes the unfinished or unrecorded snapshot.
+func TestWALCrashDuringSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	_, files, _, states := writeRecords(t, dir)
+	meta := SnapshotMeta{Index: 6, Term: 3, Config: testBootstrap}
+	for name, crash := range map[string]func(){
+		"while writing": func() {
+			os.WriteFile(filepath.Join(dir, snapshotName(meta)+".tmp"), []byte("half a snapshot"), 0o600)
+		},
+		"before the log records it": func() {
+			if err := writeSnapshot(dir, meta, []byte("state at 6")); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		setDir(t, dir, files)
+		crash()
+		s, st, data, _, err := openStorage(dir, ":1", testBootstrap)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		s.Close()
+		if !reflect.DeepEqual(st, states[len(states)-1]) || data != nil {
+			t.Fatalf("%s: loaded %+v with snapshot data %q; want the log as it was", name, st, data)
+		}
+		names, _ := listDir(dir)
+		for _, n := range names {
+			if strings.HasPrefix(n, "snap-") {
+				t.Fatalf("%s: %s survived the restart", name, n)
+			}
+		}
+	}
+}
