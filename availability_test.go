@@ -84,7 +84,7 @@ func TestCheckQuorumLeaderStepsDown(t *testing.T) {
 		if !c.runUntil(2*simElectionTicks, func() bool { return l.r.role != leader }) {
 			c.fail("leader %s cut off from the majority still leads after two election timeouts", l.id)
 		}
-		if _, _, err := l.r.Propose([]byte("x")); err != errNotLeader {
+		if _, _, err := l.r.Propose(EntryNormal, []byte("x")); err != errNotLeader {
 			c.fail("deposed leader took a proposal: %v", err)
 		}
 		c.waitLeaderOtherThan(l)
@@ -270,7 +270,7 @@ func TestLeaderTransfer(t *testing.T) {
 		if _, err := l.r.TransferLeadership(target); err != nil {
 			c.fail("transfer to %s: %v", target, err)
 		}
-		if _, _, err := l.r.Propose([]byte("x")); err != errTransferring {
+		if _, _, err := l.r.Propose(EntryNormal, []byte("x")); err != errTransferring {
 			c.fail("proposal during a transfer: err = %v, want errTransferring", err)
 		}
 		c.ready(l)
@@ -318,7 +318,7 @@ func TestLeaderTransferChoiceAndTimeout(t *testing.T) {
 	if nl.r.role != leader || nl.r.transferee != noLeader {
 		c.fail("after a failed transfer %s is %v with transferee %q; want leader, no transfer", ahead, nl.r.role, nl.r.transferee)
 	}
-	if _, _, err := nl.r.Propose([]byte("after")); err != nil {
+	if _, _, err := nl.r.Propose(EntryNormal, []byte("after")); err != nil {
 		c.fail("leader refused a proposal after the transfer timed out: %v", err)
 	}
 	c.converge()
@@ -442,5 +442,83 @@ func TestRemovedServerWithFullLogDoesNotDisrupt(t *testing.T) {
 			c.fail("removed %s disrupted the cluster: leader %s is %v in term %d (was %d)", gone, l.id, l.r.role, l.r.currentTerm, term)
 		}
 		c.converge()
+	}
+}
+
+// --- Linearizable reads (§6.4) ---
+
+// readStates steps the cluster until n hands out read states, for at most ticks.
+func (c *simCluster) readStates(n *simNode, ticks int) []ReadState {
+	var got []ReadState
+	c.runUntil(ticks, func() bool {
+		got = append(got, n.readStates...)
+		n.readStates = nil
+		return len(got) > 0
+	})
+	return got
+}
+
+// A read is answered at the commit index it arrived at, once a majority has confirmed
+// the leader in a round of heartbeats.
+func TestReadIndex(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 3, 0, faults{drop: 0.1})
+		l := c.waitLeader()
+		c.runUntil(100, func() bool { t, _ := l.r.log.term(l.r.commitIndex); return t == l.r.currentTerm })
+		for i := 0; i < 5; i++ {
+			c.propose()
+		}
+		c.run(20)
+		commit := l.r.commitIndex
+		if err := l.r.ReadIndex(1); err != nil {
+			c.fail("ReadIndex: %v", err)
+		}
+		c.ready(l)
+		got := c.readStates(l, 10*simElectionTicks)
+		if len(got) != 1 || got[0].Err != nil || got[0].Ctx != 1 || got[0].Index < commit {
+			c.fail("read states %+v; want ctx 1 at index >= %d", got, commit)
+		}
+	}
+}
+
+// A leader cut off in a minority, which does not know yet that another was elected and
+// has committed more, must not answer a read: it would be stale. Its read waits for a
+// quorum that never comes, and fails when it steps down.
+func TestReadIndexDeposedLeaderAnswersNothing(t *testing.T) {
+	for _, seed := range seeds(20) {
+		c := newSimCluster(t, seed, 5, 0, faults{})
+		old := c.waitLeader()
+		c.runUntil(100, func() bool { t, _ := old.r.log.term(old.r.commitIndex); return t == old.r.currentTerm })
+		c.partition([]string{old.id, c.otherThan(old.id)})
+		nl := c.waitLeaderOtherThan(old)
+		for i := 0; i < 5; i++ {
+			c.propose()
+		}
+		c.runUntil(100, func() bool { return nl.r.commitIndex > old.r.commitIndex })
+		if old.r.role != leader {
+			c.partition([]string{old.id, c.otherThan(old.id)}) // the test wants it still leading
+			continue
+		}
+		if err := old.r.ReadIndex(7); err != nil {
+			c.fail("the old leader refused the read outright: %v", err)
+		}
+		c.ready(old)
+		got := c.readStates(old, 4*simElectionTicks)
+		if len(got) != 1 || got[0].Err == nil {
+			c.fail("deposed leader %s answered a read: %+v (its commit %d, the new leader's %d)", old.id, got, old.r.commitIndex, nl.r.commitIndex)
+		}
+		c.converge()
+	}
+}
+
+// A new leader answers no read until an entry of its term has committed: only then
+// does it know the commit index.
+func TestReadIndexWaitsForLeaderCommit(t *testing.T) {
+	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	r.campaign(false)
+	r.Step(Message{Type: MsgVoteResp, From: "b", To: "a", Term: 1, Success: true})
+	if err := r.ReadIndex(1); err != errLeaderNotReady {
+		t.Fatalf("read before the no-op committed: err = %v, want errLeaderNotReady", err)
 	}
 }

@@ -614,9 +614,9 @@ func BenchmarkCatchUp1M(b *testing.B) {
 	for i := range messages {
 		messages[i] = fmt.Sprintf("%063d", i+1)
 	}
-	data := encodeMachine(messages)
+	data := encodeMachine(machineView{messages: messages})
 	cfg := Config{Members: members}
-	meta := SnapshotMeta{Index: total, Term: 1, Config: cfg}
+	meta := SnapshotMeta{Index: total, Term: 1, Config: cfg, Machine: machineFormat}
 	c := newE2ECluster(b, members)
 	for _, id := range members {
 		dir := filepath.Join(b.TempDir(), "data")

@@ -478,12 +478,12 @@ func TestMachineSnapshotRoundTrip(t *testing.T) {
 		m.apply([]byte(msg))
 	}
 	var back machine
-	if err := back.restore(encodeMachine(m.view())); err != nil || !slices.Equal(back.messages, m.messages) {
+	if err := back.restore(encodeMachine(m.view()), machineFormat); err != nil || !slices.Equal(back.messages, m.messages) {
 		t.Fatalf("restored %q (%v), want %q", back.messages, err, m.messages)
 	}
 	data := encodeMachine(m.view())
 	for cut := 0; cut < len(data); cut++ {
-		if err := back.restore(data[:cut]); err == nil {
+		if err := back.restore(data[:cut], machineFormat); err == nil {
 			t.Fatalf("snapshot data cut at %d of %d restored without error", cut, len(data))
 		}
 	}
@@ -502,13 +502,13 @@ func FuzzWALSegment(f *testing.F) {
 	seg, _ := os.ReadFile(filepath.Join(dir, segmentName(1)))
 	f.Add(seg)
 	f.Add(seg[:len(seg)/2])
-	f.Add(encodeSnapshotFile(SnapshotMeta{Index: 3, Term: 1}, encodeMachine([]string{"a", "b"})))
+	f.Add(encodeSnapshotFile(SnapshotMeta{Index: 3, Term: 1}, encodeMachine(machineView{messages: []string{"a", "b"}})))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d dataDir
 		d.replaySegment("fuzz", data, true)
 		decodeSnapshotFile(data)
 		var m machine
-		m.restore(data)
+		m.restore(data, machineFormat)
 	})
 }
 
@@ -530,8 +530,8 @@ func BenchmarkRestart1M(b *testing.B) {
 	for i := 1; i <= total-tail; i++ {
 		messages = append(messages, msg(i))
 	}
-	meta := SnapshotMeta{Index: total - tail, Term: 1, Config: testBootstrap}
-	if err := writeSnapshot(dir, meta, encodeMachine(messages)); err != nil {
+	meta := SnapshotMeta{Index: total - tail, Term: 1, Config: testBootstrap, Machine: machineFormat}
+	if err := writeSnapshot(dir, meta, encodeMachine(machineView{messages: messages})); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.SaveSnapshot(meta, true); err != nil {
@@ -560,7 +560,7 @@ func BenchmarkRestart1M(b *testing.B) {
 			b.Fatal(err)
 		}
 		var m machine
-		if err := m.restore(data); err != nil {
+		if err := m.restore(data, machineFormat); err != nil {
 			b.Fatal(err)
 		}
 		r := newRaft(coreConfig{ID: ":1", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))}, st)

@@ -21,9 +21,10 @@ import (
 type EntryType uint8
 
 const (
-	EntryNormal EntryType = iota // a client message, applied to the state machine
-	EntryNoop                    // appended by a new leader to commit an entry of its term (§8)
-	EntryConfig                  // a membership change; Data is an encoded ConfChange (§4.1)
+	EntryNormal  EntryType = iota // a client message, applied to the state machine
+	EntryNoop                     // appended by a new leader to commit an entry of its term (§8)
+	EntryConfig                   // a membership change; Data is an encoded ConfChange (§4.1)
+	EntrySession                  // a client message with its session and sequence number (machine.go, §6.3)
 )
 
 // Entry is one log entry.
@@ -82,6 +83,10 @@ type Message struct {
 	// InstallSnapshot: the snapshot the leader's log starts after (§7).
 	Snapshot *SnapshotMeta
 
+	// Heartbeat and its reply: the leader's latest read request (ReadIndex, §6.4). A reply
+	// confirms this server still followed the leader when that read arrived.
+	Context uint64
+
 	// AppendEntries and Heartbeat.
 	PrevLogIndex, PrevLogTerm uint64
 	Entries                   []Entry
@@ -125,6 +130,16 @@ type Ready struct {
 	Committed []Entry // newly committed, in log order
 	// Server additions whose catch-up ended: the configuration entry appended, or why not.
 	CatchUps []catchUpResult
+	// Reads whose leadership a quorum confirmed: each may be answered once the state
+	// machine has applied up to its Index. Err: the read failed (leadership lost).
+	ReadStates []ReadState
+}
+
+// ReadState is a linearizable read the leader may answer (§6.4): Ctx names the request,
+// Index is the commit index when it arrived.
+type ReadState struct {
+	Ctx, Index uint64
+	Err        error
 }
 
 // catchUpResult ends an AddServer: the new server caught up and the entry that adds it
@@ -216,6 +231,8 @@ type progress struct {
 	snapshotWait int      // heartbeat replies since it was sent
 	removedAt    uint64   // > 0: removed by the configuration entry at this index; replicated to until it has it
 	active       bool     // answered since the leader last checked it still has a quorum
+	idle         int      // ticks since it last answered (for status)
+	readAck      uint64   // the latest read context it has confirmed
 }
 
 func (pr *progress) paused(maxInflight int) bool {
@@ -278,6 +295,8 @@ type raft struct {
 	catchUpResults []catchUpResult // to hand out in Ready
 	transferee     string          // the server leadership is being handed to
 	transferTicks  int             // ticks since the transfer began
+	reads          []ReadState     // reads waiting for a quorum to confirm leadership, oldest first
+	readStates     []ReadState     // reads decided, to hand out in Ready
 
 	// Followers: ticks since the leader was last heard from (or a vote granted).
 	// Leaders: ticks since the last check that a quorum is still answering.
@@ -370,6 +389,9 @@ func (r *raft) tickLeader() {
 			return
 		}
 	}
+	for _, pr := range r.progress {
+		pr.idle++
+	}
 	if r.transferee != noLeader {
 		r.transferTicks++
 		if r.transferTicks >= r.electionTicks {
@@ -446,15 +468,16 @@ func (r *raft) Step(m Message) {
 	}
 }
 
-// Propose appends a client message to the leader's log and returns its index and term.
-func (r *raft) Propose(data []byte) (index, term uint64, err error) {
+// Propose appends a client message (EntryNormal or EntrySession) to the leader's log and
+// returns its index and term.
+func (r *raft) Propose(t EntryType, data []byte) (index, term uint64, err error) {
 	if r.role != leader {
 		return 0, 0, errNotLeader
 	}
 	if r.transferee != noLeader {
 		return 0, 0, errTransferring
 	}
-	index = r.appendEntry(Entry{Type: EntryNormal, Data: data})
+	index = r.appendEntry(Entry{Type: t, Data: data})
 	r.broadcastAppend(false)
 	return index, r.currentTerm, nil
 }
@@ -538,7 +561,7 @@ func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, e
 
 // hasReady reports whether Ready would hand out any work.
 func (r *raft) hasReady() bool {
-	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || r.pendingSnapshot != nil || r.log.stable < r.log.lastIndex() ||
+	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil || r.log.stable < r.log.lastIndex() ||
 		r.commitIndex > r.lastApplied || r.mustSaveHardState()
 }
 
@@ -555,16 +578,17 @@ func (r *raft) mustSaveHardState() bool {
 // Ready returns the work accumulated since the last Advance.
 func (r *raft) Ready() Ready {
 	rd := Ready{
-		Snapshot:  r.pendingSnapshot,
-		Entries:   r.log.unstable(),
-		Messages:  r.msgs,
-		Committed: r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
-		CatchUps:  r.catchUpResults,
+		Snapshot:   r.pendingSnapshot,
+		Entries:    r.log.unstable(),
+		Messages:   r.msgs,
+		Committed:  r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
+		CatchUps:   r.catchUpResults,
+		ReadStates: r.readStates,
 	}
 	if hs := r.hardState(); r.mustSaveHardState() || ((len(rd.Entries) > 0 || rd.Snapshot != nil) && hs != r.savedHardState) {
 		rd.HardState = &hs
 	}
-	r.msgs, r.catchUpResults, r.pendingSnapshot = nil, nil, nil
+	r.msgs, r.catchUpResults, r.pendingSnapshot, r.readStates = nil, nil, nil, nil
 	return rd
 }
 
@@ -604,6 +628,10 @@ func (r *raft) becomeFollower(term uint64, lead string) {
 	if r.role == leader && r.catchUp != nil {
 		r.endCatchUp(errCatchUpLeaderLost)
 	}
+	for _, rs := range r.reads {
+		r.readStates = append(r.readStates, ReadState{Ctx: rs.Ctx, Err: errNotLeader})
+	}
+	r.reads = nil
 	r.role, r.leader = follower, lead
 	r.votes, r.progress = nil, nil
 	r.transferee = noLeader
@@ -896,7 +924,7 @@ func (r *raft) handleAppendResponse(m Message) {
 	if r.role != leader || pr == nil || m.MatchIndex > r.log.lastIndex() || m.RejectIndex > r.log.lastIndex() {
 		return // not ours to track, or malformed: it claims indices we never sent
 	}
-	pr.active = true
+	pr.active, pr.idle = true, 0
 	if !m.Success {
 		// A refusal of an index we already know matches, or (while probing) of another
 		// index than the one we last probed, answers an old request: ignore it.
@@ -1002,6 +1030,57 @@ func (r *raft) endCatchUp(err error) {
 	r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: cu.server, Err: err})
 }
 
+// --- Linearizable reads (§6.4) ---
+
+// ReadIndex starts a read that must see every write committed before it arrived. The
+// leader notes its commit index, then confirms with a round of heartbeats that a
+// majority still follows it: a deposed leader that does not know it yet can answer no
+// read. ctx names the read, and must grow from one read to the next. The outcome comes
+// in a later Ready's ReadStates.
+func (r *raft) ReadIndex(ctx uint64) error {
+	if r.role != leader {
+		return errNotLeader
+	}
+	if t, _ := r.log.term(r.commitIndex); t != r.currentTerm {
+		// Until an entry of its term commits, the leader does not know what is committed.
+		return errLeaderNotReady
+	}
+	r.reads = append(r.reads, ReadState{Ctx: ctx, Index: r.commitIndex})
+	if !r.confirmReads() {
+		r.broadcastHeartbeat()
+	}
+	return nil
+}
+
+// readCtx is the latest read context, which heartbeats carry.
+func (r *raft) readCtx() uint64 {
+	if n := len(r.reads); n > 0 {
+		return r.reads[n-1].Ctx
+	}
+	return 0
+}
+
+// confirmReads hands out the reads a majority of the configuration has confirmed, in
+// order. It reports whether none is left waiting.
+func (r *raft) confirmReads() bool {
+	cfg := r.config()
+	for len(r.reads) > 0 {
+		rs := r.reads[0]
+		acks := 0
+		for _, id := range cfg.Members {
+			if pr := r.progress[id]; id == r.id || (pr != nil && pr.readAck >= rs.Ctx) {
+				acks++
+			}
+		}
+		if acks < cfg.quorum() {
+			return false
+		}
+		r.readStates = append(r.readStates, rs)
+		r.reads = r.reads[1:]
+	}
+	return true
+}
+
 // --- Leadership transfer (§3.10) ---
 
 // TransferLeadership hands leadership to server, or with "" to the member whose log is
@@ -1077,7 +1156,7 @@ func (r *raft) handleHeartbeat(m Message) {
 	// The leader sends min(its commit, our match), so every index up to it is in our log
 	// and matches; it is safe to commit without a log check.
 	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, r.log.lastIndex()))
-	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Commit: r.commitIndex})
+	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Commit: r.commitIndex, Context: m.Context})
 }
 
 func (r *raft) handleHeartbeatResponse(m Message) {
@@ -1085,7 +1164,11 @@ func (r *raft) handleHeartbeatResponse(m Message) {
 	if r.role != leader || pr == nil || r.forgetRemoved(m) {
 		return
 	}
-	pr.active = true
+	pr.active, pr.idle = true, 0
+	if m.Context > pr.readAck {
+		pr.readAck = m.Context
+		r.confirmReads()
+	}
 	r.catchUpProgress(m.From)
 	if pr.snapshot > 0 {
 		r.snapshotProgress(pr, m)
@@ -1144,7 +1227,7 @@ func (r *raft) broadcastAppend(sendEmpty bool) {
 func (r *raft) broadcastHeartbeat() {
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
-		r.send(Message{Type: MsgHeartbeat, To: id, LeaderCommit: min(pr.match, r.commitIndex)})
+		r.send(Message{Type: MsgHeartbeat, To: id, LeaderCommit: min(pr.match, r.commitIndex), Context: r.readCtx()})
 	}
 }
 
@@ -1268,12 +1351,27 @@ type status struct {
 	Commit, Applied, LastLog uint64
 	Config                   Config
 	Transferee               string // leader: the server leadership is being handed to
+	Snapshot                 uint64 // the log starts after this index
+	Peers                    []peerStatus
+}
+
+// peerStatus is the leader's view of one other server.
+type peerStatus struct {
+	ID          string
+	Match, Next uint64
+	Idle        int  // ticks since it last answered
+	Voter       bool // in the configuration (else being caught up, or removed)
 }
 
 func (r *raft) status() status {
-	return status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
+	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
-		Transferee: r.transferee}
+		Transferee: r.transferee, Snapshot: r.snapshot.Index}
+	for _, id := range r.progressOrder() {
+		pr := r.progress[id]
+		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})
+	}
+	return s
 }
 
 // --- The log in memory ---

@@ -219,7 +219,7 @@ func TestPartitionedLeaderEntriesReplaced(t *testing.T) {
 		commit := old.r.commitIndex
 		var orphans []uint64
 		for i := 0; i < 5; i++ {
-			index, _, err := old.r.Propose([]byte(fmt.Sprintf("orphan%d", i)))
+			index, _, err := old.r.Propose(EntryNormal, []byte(fmt.Sprintf("orphan%d", i)))
 			if err != nil {
 				c.fail("old leader refused: %v", err)
 			}
@@ -259,7 +259,7 @@ func TestFastBackUp(t *testing.T) {
 	// The old leader, alone, piles up 100 entries of its term that will never commit.
 	c.partition([]string{old.id})
 	for i := 0; i < 100; i++ {
-		if _, _, err := old.r.Propose([]byte(fmt.Sprintf("stale%d", i))); err != nil {
+		if _, _, err := old.r.Propose(EntryNormal, []byte(fmt.Sprintf("stale%d", i))); err != nil {
 			t.Fatal(err)
 		}
 		c.ready(old)
@@ -512,7 +512,7 @@ func TestMatchIndexFromTheRequest(t *testing.T) {
 		t.Fatal("not leader")
 	}
 	for i := 0; i < 5; i++ {
-		r.Propose([]byte("x"))
+		r.Propose(EntryNormal, []byte("x"))
 	}
 	pr := r.progress["b"]
 	// The follower answers a later AppendEntries first, then an earlier one.
@@ -628,7 +628,7 @@ func TestAppendEntriesBounded(t *testing.T) {
 	l := c.waitLeader()
 	c.partition([]string{l.id})
 	for i := 0; i < 50; i++ {
-		l.r.Propose([]byte("0123456789abcdef0123456789abcdef")) // 32 bytes; MaxMsgBytes is 64
+		l.r.Propose(EntryNormal, []byte("0123456789abcdef0123456789abcdef")) // 32 bytes; MaxMsgBytes is 64
 		c.ready(l)
 	}
 	c.heal()
@@ -881,7 +881,7 @@ func TestLeaderCountsItselfOnlyWhenDurable(t *testing.T) {
 	if r.commitIndex != 1 {
 		t.Fatalf("no-op not committed: commit %d", r.commitIndex)
 	}
-	index, _, _ := r.Propose([]byte("x"))
+	index, _, _ := r.Propose(EntryNormal, []byte("x"))
 	rd := r.Ready() // the entry is being written, not yet durable
 	r.Step(Message{Type: MsgAppResp, From: "b", To: "a", Term: 1, Success: true, MatchIndex: index})
 	if r.commitIndex >= index {

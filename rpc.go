@@ -37,6 +37,10 @@ type CommandRequest struct {
 	Message   string        // the text to append, or the server to add or remove
 	Wait      time.Duration // how long the client waits for the outcome
 	Forwarded bool          // sent by a follower for a client: the receiver does not forward again
+	// The client's session and this command's number in it (clientcommand): a command
+	// sent again with the same pair is applied once, and answered as the first time.
+	// Session 0: no session.
+	Session, Seq uint64
 }
 
 // CommandStatus is the outcome of a command. Decisions travel in these fields, never

@@ -89,7 +89,7 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 		logger.Print(notice)
 	}
 	var sm machine
-	if err := sm.restore(snapData); snapData != nil && err != nil {
+	if err := sm.restore(snapData, st.Snapshot.Machine); snapData != nil && err != nil {
 		return fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(cfg.DataDir, snapshotName(st.Snapshot)), err)
 	}
 	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
@@ -254,7 +254,7 @@ func (n *node) installSnapshot(meta SnapshotMeta) error {
 	}
 	data, err := readSnapshot(n.dir, meta)
 	if err == nil {
-		err = n.sm.restore(data)
+		err = n.sm.restore(data, meta.Machine)
 	}
 	if err != nil {
 		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
@@ -274,6 +274,7 @@ func (n *node) maybeSnapshot() {
 	}
 	n.snapshotting = true
 	meta, view := n.core.snapshotMeta(applied), n.sm.view()
+	meta.Machine = machineFormat
 	go func() {
 		start := time.Now()
 		data := encodeMachine(view)
@@ -394,9 +395,18 @@ func (n *node) logTransitions() {
 // apply applies one committed entry and answers the client waiting for it, if any.
 func (n *node) apply(e Entry) {
 	var result string
+	var err error
 	switch e.Type {
 	case EntryNormal:
 		result = n.sm.apply(e.Data)
+	case EntrySession:
+		c, _ := decodeCommand(e.Data) // checked when it entered the log
+		var at uint64
+		if result, at, err = n.sm.applyCommand(e.Index, c); at != e.Index {
+			// A retry of a command applied before (at), or refused: nothing new to print.
+			n.answer(e, CommandResponse{Status: StatusOK, Index: at, Term: e.Term, Result: result, Leader: n.id}, err)
+			return
+		}
 	case EntryConfig:
 		cc, _ := decodeConfChange(e.Data) // checked when it entered the log
 		result = cc.announcement()
@@ -404,18 +414,26 @@ func (n *node) apply(e Entry) {
 	if result != "" && e.Index > n.quietTo {
 		n.out.Print(result)
 	}
+	n.answer(e, CommandResponse{Status: StatusOK, Index: e.Index, Term: e.Term, Result: result, Leader: n.id}, nil)
+}
+
+// answer tells the client waiting for the entry at e.Index, if any, how it went.
+func (n *node) answer(e Entry, resp CommandResponse, err error) {
 	p := n.pending[e.Index]
 	if p == nil {
 		return
 	}
 	delete(n.pending, e.Index)
-	if p.term != e.Term {
+	switch {
+	case p.term != e.Term:
 		// Another leader's entry took its place: ours was never committed and never will be.
 		p.done <- CommandResponse{Status: StatusRetry, Leader: n.core.leader,
 			Error: fmt.Sprintf("lost in a leader change: index %d now holds another command (not committed)", e.Index)}
-		return
+	case err != nil:
+		p.done <- CommandResponse{Status: StatusRejected, Leader: n.id, Error: err.Error()}
+	default:
+		p.done <- resp
 	}
-	p.done <- CommandResponse{Status: StatusOK, Index: e.Index, Term: e.Term, Result: result, Leader: n.id}
 }
 
 // propose hands a client command to the core.
@@ -423,7 +441,13 @@ func (n *node) propose(p *proposal) {
 	var err error
 	switch p.req.Command {
 	case cmdClient:
-		p.index, p.term, err = n.core.Propose([]byte(p.req.Message))
+		if p.req.Session == 0 {
+			p.index, p.term, err = n.core.Propose(EntryNormal, []byte(p.req.Message))
+			break
+		}
+		// The leader's clock goes into the entry: sessions expire by log time.
+		c := command{Session: p.req.Session, Seq: p.req.Seq, Time: time.Now().UnixNano(), Message: p.req.Message}
+		p.index, p.term, err = n.core.Propose(EntrySession, encodeCommand(c))
 	case cmdAddServer:
 		if err = n.core.AddServer(p.req.Message); err == nil {
 			n.logger.Printf("catching up %s before adding it", p.req.Message)
@@ -504,13 +528,21 @@ func (n *node) deliver(msgs []Message) error {
 	return nil
 }
 
-// checkMessage refuses what the core must never see: configuration entries that do not decode.
+// checkMessage refuses what the core must never see: entries that do not decode.
 func checkMessage(m Message) error {
 	for _, e := range m.Entries {
-		if e.Type == EntryConfig {
-			if _, err := decodeConfChange(e.Data); err != nil {
-				return fmt.Errorf("entry %d: %v", e.Index, err)
-			}
+		var err error
+		switch e.Type {
+		case EntryNormal, EntryNoop:
+		case EntryConfig:
+			_, err = decodeConfChange(e.Data)
+		case EntrySession:
+			_, err = decodeCommand(e.Data)
+		default:
+			err = fmt.Errorf("unknown entry type %d", e.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("entry %d: %v", e.Index, err)
 		}
 	}
 	return nil
@@ -575,6 +607,9 @@ func checkCommand(req *CommandRequest) error {
 	case cmdClient:
 		if req.Message == "" {
 			return fmt.Errorf("empty message")
+		}
+		if req.Session != 0 && req.Seq == 0 {
+			return fmt.Errorf("a session's commands are numbered from 1")
 		}
 	case cmdAddServer, cmdRemoveServer, cmdTransfer:
 		if req.Command == cmdTransfer && req.Message == "" {

@@ -73,9 +73,10 @@ type simNode struct {
 	pending map[uint64]simProposal
 	// hashes[i] digests the log up to index hashBase+i, so two logs' prefixes compare in
 	// O(1). hashBase is where the log starts (its snapshot's index).
-	hashes   []uint64
-	hashBase uint64
-	checked  uint64 // commit index already checked against the committed log
+	hashes     []uint64
+	hashBase   uint64
+	readStates []ReadState // handed out by the core, for tests to collect
+	checked    uint64      // commit index already checked against the committed log
 }
 
 type simCluster struct {
@@ -425,6 +426,7 @@ func (c *simCluster) ready(n *simNode) {
 		for _, m := range rd.Messages {
 			c.send(m)
 		}
+		n.readStates = append(n.readStates, rd.ReadStates...)
 		for _, cu := range rd.CatchUps {
 			c.logf("%s: catch-up of %s ended: entry %d, err %v", n.id, cu.Server, cu.Index, cu.Err)
 			c.catchUps = append(c.catchUps, cu)
@@ -566,7 +568,7 @@ func (c *simCluster) propose() uint64 {
 	}
 	c.proposed++
 	data := fmt.Sprintf("m%d", c.proposed)
-	index, term, err := l.r.Propose([]byte(data))
+	index, term, err := l.r.Propose(EntryNormal, []byte(data))
 	if err == errTransferring {
 		return 0
 	}

@@ -24,6 +24,7 @@ type SnapshotMeta struct {
 	Index, Term uint64
 	Config      Config
 	ConfigIndex uint64 // index of the entry that carried Config (0: the bootstrap configuration)
+	Machine     int    // how the state machine's bytes are laid out (machineFormat)
 }
 
 func snapshotName(m SnapshotMeta) string {

@@ -197,7 +197,7 @@ func TestSnapshotStreamResumes(t *testing.T) {
 		messages = append(messages, fmt.Sprintf("message %d with some padding to make it longer", i))
 	}
 	meta := SnapshotMeta{Index: 80000, Term: 3, Config: Config{Members: []string{"a", "b"}}}
-	if err := writeSnapshot(leaderDir, meta, encodeMachine(messages)); err != nil {
+	if err := writeSnapshot(leaderDir, meta, encodeMachine(machineView{messages: messages})); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := os.ReadFile(filepath.Join(leaderDir, snapshotName(meta)))
@@ -240,7 +240,7 @@ func TestSnapshotDamagedInTransitRefused(t *testing.T) {
 	dir := t.TempDir()
 	f := &node{id: "b", dir: dir, recvc: make(chan Message, 1), donec: make(chan struct{})}
 	meta := SnapshotMeta{Index: 5, Term: 1}
-	file := encodeSnapshotFile(meta, encodeMachine([]string{"a", "b", "c", "d", "e"}))
+	file := encodeSnapshotFile(meta, encodeMachine(machineView{messages: []string{"a", "b", "c", "d", "e"}}))
 	file[len(file)-2] ^= 1
 	var ack SnapshotAck
 	err := f.receiveSnapshot(&SnapshotChunk{From: "a", To: "b", Term: 1, Meta: meta, Data: file, Done: true}, &ack)
