@@ -79,9 +79,11 @@ const (
 	cmdAddServer    = "addserver"
 	cmdRemoveServer = "removeserver"
 	cmdTransfer     = "transfer"
+	cmdRead         = "read"
+	cmdStatus       = "status"
 )
 
-var clientCommands = []string{cmdClient, cmdAddServer, cmdRemoveServer, cmdTransfer}
+var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus}
 
 // Exit statuses of the binary.
 const (
@@ -108,6 +110,8 @@ type options struct {
 	message string
 	servers string
 	timeout time.Duration
+	json    bool
+	from, n uint64
 
 	set map[string]bool // flags given explicitly
 }
@@ -128,8 +132,11 @@ type nodeConfig struct {
 type clientConfig struct {
 	Command string
 	Message string
-	Server  string
+	Stdin   bool     // -m -: one message per line of stdin
+	Servers []string // tried in turn; a leader they name is tried first
 	Timeout time.Duration
+	JSON    bool
+	From, N uint64 // read print: messages From.. (1-based), at most N (0: all)
 }
 
 const usageText = `raft: a Raft consensus server and its client, in one binary.
@@ -150,6 +157,15 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C removeserver -m ":9993" -S ":9990"           remove a member
   raft -C transfer -m ":9991" -S ":9990"               make :9991 the leader (no -m: the most
                                                        up-to-date member); for planned restarts
+  raft -C read -m count -S ":9990"                     "Count N", read without appending anything
+  raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
+  raft -C status -S ":9990"                            role, term, leader, indices, members
+  raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
+
+-S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
+"not the leader" answers. -json prints one JSON object per result. A retried command
+is applied once (each client run is a session), so the client retries through leader
+changes until -timeout.
 
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
@@ -168,7 +184,10 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
 	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
-	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`address` of the member to send the command to")
+	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn")
+	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
+	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
+	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
 	return fs
 }
@@ -199,7 +218,7 @@ func printUsage(w io.Writer) {
 }
 
 var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries"}
-var clientOnlyFlags = []string{"m", "S", "timeout"}
+var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n"}
 
 // nodeConfigFrom validates the node flags.
 func nodeConfigFrom(o options) (nodeConfig, error) {
@@ -250,25 +269,51 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
 	}
-	if (!o.set["m"] || o.message == "") && o.command != cmdTransfer {
+	optionalM := o.command == cmdTransfer || o.command == cmdStatus
+	if (!o.set["m"] || o.message == "") && !optionalM {
 		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
+	}
+	if o.command == cmdStatus && o.set["m"] {
+		return clientConfig{}, errors.New("-C status takes no -m")
 	}
 	if o.timeout <= 0 {
 		return clientConfig{}, errors.New("-timeout must be positive")
 	}
-	msg := o.message
-	if o.command != cmdClient && msg != "" {
-		addr, err := parseAddress(msg, false)
+	if (o.set["from"] || o.set["n"]) && !(o.command == cmdRead && o.message == "print") {
+		return clientConfig{}, errors.New("-from and -n go with -C read -m print")
+	}
+	if o.from == 0 {
+		return clientConfig{}, errors.New("-from counts from 1")
+	}
+	cfg := clientConfig{Command: o.command, Message: o.message, Timeout: o.timeout, JSON: o.json, From: o.from, N: o.n}
+	switch {
+	case o.command == cmdClient && o.message == "-":
+		cfg.Stdin, cfg.Message = true, ""
+	case o.command == cmdRead && o.message != "print" && o.message != "count":
+		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %q", o.message)
+	case o.command != cmdClient && o.command != cmdRead && o.message != "":
+		addr, err := parseAddress(o.message, false)
 		if err != nil {
 			return clientConfig{}, fmt.Errorf("-m: %w", err)
 		}
-		msg = addr
+		cfg.Message = addr
 	}
-	server, err := parseAddress(o.servers, true)
-	if err != nil {
-		return clientConfig{}, fmt.Errorf("-S: %w", err)
+	for _, part := range strings.Split(o.servers, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		server, err := parseAddress(part, true)
+		if err != nil {
+			return clientConfig{}, fmt.Errorf("-S: %w", err)
+		}
+		if !slices.Contains(cfg.Servers, server) {
+			cfg.Servers = append(cfg.Servers, server)
+		}
 	}
-	return clientConfig{Command: o.command, Message: msg, Server: server, Timeout: o.timeout}, nil
+	if len(cfg.Servers) == 0 {
+		return clientConfig{}, errors.New("-S: no member to send to")
+	}
+	return cfg, nil
 }
 
 // parseAddress accepts "host:port" or ":port" and, if barePort, "port" alone

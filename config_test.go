@@ -105,6 +105,13 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "clientcommand", "-m", "x", "-timeout", "0s"}, "-timeout must be positive"},
 		{[]string{"-election-timeout", "50ms", "-heartbeat", "30ms"}, "at least three heartbeats"},
 		{[]string{"-C", "clientcommand", "-m", "I", "like", "beer."}, `unexpected argument "like"`},
+		{[]string{"-C", "read", "-m", "everything"}, "-m is print or count"},
+		{[]string{"-C", "read"}, "needs a message"},
+		{[]string{"-C", "clientcommand", "-m", "x", "-from", "2"}, "-from and -n go with -C read -m print"},
+		{[]string{"-C", "read", "-m", "print", "-from", "0"}, "-from counts from 1"},
+		{[]string{"-C", "status", "-m", ":1"}, "takes no -m"},
+		{[]string{"-C", "status", "-S", ":1,,bad:x"}, "-S: bad address"},
+		{[]string{"-json"}, "-json is a client flag"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer

@@ -6,8 +6,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/rpc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -653,4 +655,125 @@ func BenchmarkCatchUp1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(took.Milliseconds()), "ms-to-join")
 	b.Logf("a new member joined a cluster of %d messages in %v (snapshot %d MiB)", total, took.Round(time.Millisecond), len(data)>>20)
+}
+
+// rawCommand sends one request to server over net/rpc, as the client does, and returns
+// the answer (or an error if the server could not be asked).
+func rawCommand(server string, req *CommandRequest) (CommandResponse, error) {
+	var resp CommandResponse
+	conn, err := net.DialTimeout("tcp", server, time.Second)
+	if err != nil {
+		return resp, err
+	}
+	defer conn.Close()
+	req.Wait = 5 * time.Second
+	err = rpc.NewClient(conn).Call("Raft.Command", req, &resp)
+	return resp, err
+}
+
+// What a program can rely on: a command retried after the leader died having
+// committed it is applied once and answered as the first time; reads see every
+// committed write without growing the log; -json, stdin mode, several -S members and
+// status.
+func TestEndToEndClientSemantics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	ports := freePorts(t, 4)
+	var members []string
+	for _, p := range ports[:3] {
+		members = append(members, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	dead := fmt.Sprintf("127.0.0.1:%d", ports[3])
+	c := newE2ECluster(t, members)
+	for _, id := range members {
+		c.start(id)
+	}
+	lead := c.send(members[0], "first").leader
+
+	// Exactly once: the leader commits and answers; it dies; the same command (same
+	// session and number), sent again elsewhere, gets the same answer and is not applied
+	// again.
+	const session = 0xfeed
+	first, err := rawCommand(lead, &CommandRequest{Command: cmdClient, Message: "count", Session: session, Seq: 1})
+	if err != nil || first.Status != StatusOK || first.Result != "Count 1" {
+		t.Fatalf("count: %+v, %v", first, err)
+	}
+	c.stop(lead, syscall.SIGKILL)
+	var rest []string
+	for _, id := range members {
+		if id != lead {
+			rest = append(rest, id)
+		}
+	}
+	c.send(rest[0], "after") // a new leader, and the log moves on
+	var again CommandResponse
+	deadline := time.Now().Add(e2eWait)
+	for again.Status != StatusOK && time.Now().Before(deadline) {
+		again, err = rawCommand(rest[1], &CommandRequest{Command: cmdClient, Message: "count", Session: session, Seq: 1})
+		if again.Status != StatusOK {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if again.Status != StatusOK || again.Result != first.Result || again.Index != first.Index {
+		t.Fatalf("retried count answered %+v (%v); want the first answer %q at index %d", again, err, first.Result, first.Index)
+	}
+	c.start(lead)
+
+	// Reads: the state as of the read, and nothing appended for it (as the leader sees
+	// its log: the restarted node may still be catching up).
+	leaderNow := c.status(rest[0]).Leader
+	before := c.status(leaderNow)
+	if r := c.client("-C", "read", "-m", "count", "-S", members[0]); r.code != 0 || !strings.HasPrefix(r.stdout, "Count 3\n") {
+		t.Fatalf("read count: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := c.client("-C", "read", "-m", "print", "-from", "2", "-n", "2", "-S", members[1]); r.code != 0 || !strings.HasPrefix(r.stdout, "Logs [count after]\n") {
+		t.Fatalf("read print -from 2 -n 2: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if after := c.status(leaderNow); after.LastIndex != before.LastIndex {
+		t.Fatalf("reads grew the log from %d to %d", before.LastIndex, after.LastIndex)
+	}
+
+	// -json, with a dead member listed first in -S.
+	r := c.client("-C", "clientcommand", "-m", "json", "-json", "-S", dead+","+members[2])
+	var j jsonResult
+	if err := json.Unmarshal([]byte(r.stdout), &j); r.code != 0 || err != nil || j.Outcome != "ok" || j.Index == 0 || j.Leader == "" {
+		t.Fatalf("-json: exit %d, %q (%v)", r.code, r.stdout, err)
+	}
+
+	// Stdin mode: one result per line, in order, over one connection.
+	var in strings.Builder
+	var lines []string
+	for i := 0; i < 100; i++ {
+		lines = append(lines, fmt.Sprintf("line%d", i))
+		fmt.Fprintln(&in, lines[i])
+	}
+	fmt.Fprintln(&in, "count")
+	cmd := exec.Command(c.bin, "-C", "clientcommand", "-m", "-", "-S", members[1])
+	cmd.Stdin = strings.NewReader(in.String())
+	out, err := cmd.Output()
+	got := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil || len(got) != 101 || !strings.HasPrefix(got[0], "committed at index ") || got[100] != "Count 104" {
+		t.Fatalf("stdin mode: %v; %d lines, first %q, last %q", err, len(got), got[0], got[len(got)-1])
+	}
+	want := "Logs [first count after json " + strings.Join(lines, " ") + " count print]"
+	c.send(members[0], "print")
+	c.waitAll(members, " "+want, 1)
+
+	// status, for people.
+	r = c.client("-C", "status", "-S", members[0])
+	if r.code != 0 || !strings.Contains(r.stdout, "MEMBER") || !strings.Contains(r.stdout, members[2]) {
+		t.Fatalf("status: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// status asks id for its status with the real client's -json.
+func (c *e2eCluster) status(id string) NodeStatus {
+	c.t.Helper()
+	r := c.client("-C", "status", "-json", "-S", id)
+	var st NodeStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); r.code != 0 || err != nil {
+		c.t.Fatalf("status -json of %s: exit %d, %q (%v)", id, r.code, r.stdout, err)
+	}
+	return st
 }

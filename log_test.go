@@ -509,6 +509,8 @@ func FuzzWALSegment(f *testing.F) {
 		decodeSnapshotFile(data)
 		var m machine
 		m.restore(data, machineFormat)
+		m.restore(data, 0)
+		decodeCommand(data)
 	})
 }
 

@@ -30,7 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, err)
 		}
-		return runClient(cfg, stdout, stderr)
+		return runClient(cfg, os.Stdin, stdout, stderr)
 	}
 	cfg, err := nodeConfigFrom(o)
 	if err != nil {

@@ -33,14 +33,41 @@ type Ack struct{}
 
 // CommandRequest is the argument of Raft.Command.
 type CommandRequest struct {
-	Command   string        // cmdClient, cmdAddServer or cmdRemoveServer
-	Message   string        // the text to append, or the server to add or remove
+	Command   string        // cmdClient, cmdRead, cmdAddServer, cmdRemoveServer or cmdTransfer
+	Message   string        // the text to append, what to read, or the server to add, remove or transfer to
 	Wait      time.Duration // how long the client waits for the outcome
 	Forwarded bool          // sent by a follower for a client: the receiver does not forward again
 	// The client's session and this command's number in it (clientcommand): a command
 	// sent again with the same pair is applied once, and answered as the first time.
 	// Session 0: no session.
 	Session, Seq uint64
+	From, N      uint64 // read print: messages From.. (1-based), at most N (0: all)
+}
+
+// StatusRequest is the argument of Raft.Status.
+type StatusRequest struct{}
+
+// NodeStatus is the reply of Raft.Status: one node's view of the cluster.
+type NodeStatus struct {
+	ID            string         `json:"id"`
+	Role          string         `json:"role"`
+	Term          uint64         `json:"term"`
+	Leader        string         `json:"leader"`
+	Commit        uint64         `json:"commit_index"`
+	Applied       uint64         `json:"applied_index"`
+	LastIndex     uint64         `json:"last_log_index"`
+	SnapshotIndex uint64         `json:"snapshot_index"`
+	Members       []MemberStatus `json:"members"`
+}
+
+// MemberStatus is a server in the configuration (or being added), as a node sees it.
+// Only a leader knows how far the others are (Tracked).
+type MemberStatus struct {
+	ID            string `json:"id"`
+	Voter         bool   `json:"voter"`
+	Tracked       bool   `json:"tracked"`
+	Match         uint64 `json:"match_index"`
+	LastContactMs int64  `json:"last_contact_ms"`
 }
 
 // CommandStatus is the outcome of a command. Decisions travel in these fields, never
@@ -94,6 +121,13 @@ func (s *rpcService) Deliver(b *Batch, _ *Ack) error {
 // InstallSnapshot takes a piece of a snapshot from the leader.
 func (s *rpcService) InstallSnapshot(c *SnapshotChunk, ack *SnapshotAck) error {
 	return s.n.receiveSnapshot(c, ack)
+}
+
+// Status reports the node's view of the cluster.
+func (s *rpcService) Status(_ *StatusRequest, st *NodeStatus) error {
+	var err error
+	*st, err = s.n.status()
+	return err
 }
 
 // Command runs a client command.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -47,6 +48,10 @@ type node struct {
 	pending   map[uint64]*proposal // by log index: commands waiting to be applied
 	adding    map[string]*proposal // by server: additions waiting for catch-up
 	transfers []*proposal          // leadership transfers waiting for a new leader
+	reads     map[uint64]*proposal // by read context: reads waiting for leadership to be confirmed
+	readWait  []*proposal          // reads confirmed at p.index, waiting for it to be applied
+	readCtx   uint64               // the last read context handed to the core
+	statusc   chan chan status     // status requests from RPC handlers
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
 	loaded    time.Duration        // how long loading the data dir took
@@ -145,6 +150,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		recvc: make(chan Message, 4096), propc: make(chan *proposal, 1024),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
+		reads: map[uint64]*proposal{}, statusc: make(chan chan status),
 		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries,
 		snapc: make(chan snapshotDone, 1),
 	}
@@ -192,6 +198,8 @@ func (n *node) run() error {
 			n.core.Step(m)
 		case p := <-n.propc:
 			n.propose(p)
+		case reply := <-n.statusc:
+			reply <- n.core.status()
 		case done := <-n.snapc:
 			if err := n.snapshotWritten(done); err != nil {
 				return err
@@ -228,12 +236,16 @@ func (n *node) handleReady() error {
 		for _, cu := range rd.CatchUps {
 			n.caughtUp(cu)
 		}
+		for _, rs := range rd.ReadStates {
+			n.readConfirmed(rs)
+		}
 		for _, e := range rd.Committed {
 			n.apply(e)
 		}
 		n.core.Advance(rd)
 	}
 	n.logTransitions()
+	n.answerReads()
 	n.checkTransfers()
 	n.maybeSnapshot()
 	return nil
@@ -335,6 +347,84 @@ func (n *node) handOff(wait time.Duration) {
 	default:
 		n.logger.Printf("could not hand leadership over before stopping: %s", resp.Error)
 	}
+}
+
+// readConfirmed hears that a read's leadership was confirmed (or lost).
+func (n *node) readConfirmed(rs ReadState) {
+	p := n.reads[rs.Ctx]
+	delete(n.reads, rs.Ctx)
+	if p == nil {
+		return
+	}
+	if rs.Err != nil {
+		p.done <- n.refusal(rs.Err)
+		return
+	}
+	p.index, p.term = rs.Index, n.core.currentTerm
+	n.readWait = append(n.readWait, p)
+}
+
+// answerReads answers the confirmed reads whose index has been applied, from the state
+// machine as it is now: it holds at least everything committed before the read arrived.
+func (n *node) answerReads() {
+	keep := n.readWait[:0]
+	for _, p := range n.readWait {
+		if p.index > n.core.lastApplied {
+			keep = append(keep, p)
+			continue
+		}
+		p.done <- CommandResponse{Status: StatusOK, Index: n.core.lastApplied, Term: p.term, Leader: n.id, Result: n.read(p.req)}
+	}
+	n.readWait = keep
+}
+
+// read is what a read command answers.
+func (n *node) read(req *CommandRequest) string {
+	msgs := n.sm.messages
+	if req.Message == "count" {
+		return fmt.Sprintf("Count %d", len(msgs))
+	}
+	from := min(max(req.From, 1)-1, uint64(len(msgs)))
+	to := uint64(len(msgs))
+	if req.N > 0 {
+		to = min(to, from+req.N)
+	}
+	return "Logs [" + strings.Join(msgs[from:to], " ") + "]"
+}
+
+// status is the node's view of the cluster, for Raft.Status.
+func (n *node) status() (NodeStatus, error) {
+	reply := make(chan status, 1)
+	select {
+	case n.statusc <- reply:
+	case <-n.donec:
+		return NodeStatus{}, fmt.Errorf("%s is shutting down", n.id)
+	}
+	s := <-reply
+	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot}
+	peers := map[string]peerStatus{}
+	for _, p := range s.Peers {
+		peers[p.ID] = p
+	}
+	add := func(id string, voter bool) {
+		m := MemberStatus{ID: id, Voter: voter}
+		if p, ok := peers[id]; ok {
+			m.Tracked, m.Match, m.LastContactMs = true, p.Match, int64(time.Duration(p.Idle)*n.tick/time.Millisecond)
+		} else if id == s.ID && s.Role == leader {
+			m.Tracked, m.Match = true, s.LastLog
+		}
+		st.Members = append(st.Members, m)
+	}
+	for _, id := range s.Config.Members {
+		add(id, true)
+	}
+	for _, p := range s.Peers {
+		if !s.Config.contains(p.ID) {
+			add(p.ID, false) // being caught up, or removed and still being told
+		}
+	}
+	return st, nil
 }
 
 // checkTransfers answers leadership transfers that are over: another server leads, or
@@ -456,6 +546,12 @@ func (n *node) propose(p *proposal) {
 		}
 	case cmdRemoveServer:
 		p.index, p.term, err = n.core.RemoveServer(p.req.Message)
+	case cmdRead:
+		n.readCtx++
+		if err = n.core.ReadIndex(n.readCtx); err == nil {
+			n.reads[n.readCtx] = p
+			return
+		}
 	case cmdTransfer:
 		var to string
 		if to, err = n.core.TransferLeadership(p.req.Message); err == nil {
@@ -610,6 +706,10 @@ func checkCommand(req *CommandRequest) error {
 		}
 		if req.Session != 0 && req.Seq == 0 {
 			return fmt.Errorf("a session's commands are numbered from 1")
+		}
+	case cmdRead:
+		if req.Message != "print" && req.Message != "count" {
+			return fmt.Errorf("read %q: want print or count", req.Message)
 		}
 	case cmdAddServer, cmdRemoveServer, cmdTransfer:
 		if req.Command == cmdTransfer && req.Message == "" {

@@ -1,0 +1,96 @@
+// machine_test.go: the state machine: output, client sessions (exactly-once), their
+// expiry by log time, and snapshots of it all.
+package main
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// A command sent again with its session's sequence number is not applied again; the
+// retry is answered with what the first copy printed, and where it was applied.
+func TestSessionAppliesOnce(t *testing.T) {
+	var m machine
+	t0 := time.Now().UnixNano()
+	apply := func(index, session, seq uint64, msg string) (string, uint64, error) {
+		return m.applyCommand(index, command{Session: session, Seq: seq, Time: t0, Message: msg})
+	}
+	apply(1, 7, 1, "a")
+	if out, at, err := apply(2, 7, 2, "count"); out != "Count 1" || at != 2 || err != nil {
+		t.Fatalf("count: %q at %d (%v)", out, at, err)
+	}
+	apply(3, 8, 1, "b") // another client
+	// The count is retried after the log moved on: the answer is the original one.
+	if out, at, err := apply(4, 7, 2, "count"); out != "Count 1" || at != 2 || err != nil {
+		t.Fatalf("retried count: %q at %d (%v); want the first answer, Count 1 at 2", out, at, err)
+	}
+	if out, _, _ := apply(5, 7, 3, "print"); out != "Logs [a count b print]" {
+		t.Fatalf("print: %q", out)
+	}
+	apply(6, 8, 2, "c")
+	if out, at, _ := apply(7, 7, 3, "print"); out != "Logs [a count b print]" || at != 5 {
+		t.Fatalf("retried print: %q at %d; want what it printed then, at 5", out, at)
+	}
+	if _, _, err := apply(8, 7, 1, "a"); err == nil {
+		t.Fatal("a command older than the session's last was applied")
+	}
+	if want := []string{"a", "count", "b", "print", "c"}; !reflect.DeepEqual(m.messages, want) {
+		t.Fatalf("messages %q, want %q: retries must not be applied", m.messages, want)
+	}
+}
+
+// Sessions expire by the time in the log, so every server forgets the same ones at the
+// same entry, whatever its own clock says.
+func TestSessionsExpireByLogTime(t *testing.T) {
+	var m machine
+	t0 := int64(1_000_000_000_000)
+	m.applyCommand(1, command{Session: 1, Seq: 1, Time: t0, Message: "a"})
+	m.applyCommand(2, command{Session: 2, Seq: 1, Time: t0 + int64(sessionTTL/2), Message: "b"})
+	m.applyCommand(3, command{Session: 3, Seq: 1, Time: t0 + int64(sessionTTL) + int64(time.Minute), Message: "c"})
+	if _, ok := m.sessions[1]; ok {
+		t.Fatal("session 1, idle for more than the TTL of log time, was kept")
+	}
+	if _, ok := m.sessions[2]; !ok {
+		t.Fatal("session 2, idle for less than the TTL, was forgotten")
+	}
+	// A leader with a clock behind does not turn log time back.
+	m.applyCommand(4, command{Session: 4, Seq: 1, Time: t0, Message: "d"})
+	if m.clock != t0+int64(sessionTTL)+int64(time.Minute) {
+		t.Fatalf("log clock went back to %d", m.clock)
+	}
+}
+
+// A snapshot keeps the sessions: a retry after a restart from it is still applied once.
+func TestSessionsInSnapshot(t *testing.T) {
+	var m machine
+	t0 := time.Now().UnixNano()
+	m.applyCommand(1, command{Session: 9, Seq: 1, Time: t0, Message: "a"})
+	m.applyCommand(2, command{Session: 9, Seq: 2, Time: t0, Message: "count"})
+	var back machine
+	if err := back.restore(encodeMachine(m.view()), machineFormat); err != nil {
+		t.Fatal(err)
+	}
+	if out, at, _ := back.applyCommand(3, command{Session: 9, Seq: 2, Time: t0, Message: "count"}); out != "Count 1" || at != 2 || len(back.messages) != 2 {
+		t.Fatalf("retry after restore: %q at %d, %d messages", out, at, len(back.messages))
+	}
+	// A format 0 snapshot (messages only) still loads.
+	old := encodeMachine(machineView{messages: []string{"x", "y"}})
+	old = old[:len(old)-3] // without the clocks and the session count
+	if err := back.restore(old, 0); err != nil || len(back.messages) != 2 || len(back.sessions) != 0 {
+		t.Fatalf("format 0: %v, %q", err, back.messages)
+	}
+}
+
+func TestCommandEncoding(t *testing.T) {
+	c := command{Session: 1 << 60, Seq: 3, Time: -5, Message: "  héllo ☃ "}
+	got, err := decodeCommand(encodeCommand(c))
+	if err != nil || got != c {
+		t.Fatalf("round trip: %+v (%v), want %+v", got, err, c)
+	}
+	for _, bad := range [][]byte{nil, {0x80}, {1, 0x80}, {1, 1, 0x80}} {
+		if _, err := decodeCommand(bad); err == nil {
+			t.Fatalf("%x decoded", bad)
+		}
+	}
+}
