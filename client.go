@@ -56,6 +56,8 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 	switch {
 	case cfg.Command == cmdStatus:
 		return c.status(stdout)
+	case cfg.Command == cmdBench:
+		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Timeout: cfg.Timeout}, stdout, stderr)
 	case cfg.Stdin:
 		return c.lines(stdin, stdout)
 	}
@@ -318,24 +320,9 @@ func (c *client) describe(message string) string {
 func (c *client) status(stdout io.Writer) int {
 	var why []string
 	for _, server := range c.cfg.Servers {
-		conn, err := c.conn(server, c.cfg.Timeout)
+		st, err := c.nodeStatus(server, c.cfg.Timeout)
 		if err != nil {
 			why = append(why, fmt.Sprintf("%s: %v", server, err))
-			continue
-		}
-		var st NodeStatus
-		call := conn.Go("Raft.Status", &StatusRequest{}, &st, make(chan *rpc.Call, 1))
-		timer := time.NewTimer(c.cfg.Timeout)
-		select {
-		case <-call.Done:
-			err = call.Error
-		case <-timer.C:
-			err = fmt.Errorf("no answer within %v", c.cfg.Timeout)
-		}
-		timer.Stop()
-		if err != nil {
-			why = append(why, fmt.Sprintf("%s: %v", server, err))
-			c.drop(server)
 			continue
 		}
 		if c.cfg.JSON {
@@ -348,6 +335,28 @@ func (c *client) status(stdout io.Writer) int {
 	}
 	fmt.Fprintf(c.stderr, "raft: status: no member answered: %s\n", strings.Join(why, "; "))
 	return exitFailed
+}
+
+// nodeStatus asks one member for its status.
+func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, error) {
+	var st NodeStatus
+	conn, err := c.conn(server, wait)
+	if err != nil {
+		return st, err
+	}
+	call := conn.Go("Raft.Status", &StatusRequest{}, &st, make(chan *rpc.Call, 1))
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-call.Done:
+		err = call.Error
+	case <-timer.C:
+		err = fmt.Errorf("no answer within %v", wait)
+	}
+	if err != nil {
+		c.drop(server)
+	}
+	return st, err
 }
 
 // printStatus writes a node's status as a small table for people.

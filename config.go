@@ -81,9 +81,10 @@ const (
 	cmdTransfer     = "transfer"
 	cmdRead         = "read"
 	cmdStatus       = "status"
+	cmdBench        = "bench"
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus}
+var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench}
 
 // Exit statuses of the binary.
 const (
@@ -112,6 +113,7 @@ type options struct {
 	timeout time.Duration
 	json    bool
 	from, n uint64
+	size    int
 
 	set map[string]bool // flags given explicitly
 }
@@ -136,7 +138,9 @@ type clientConfig struct {
 	Servers []string // tried in turn; a leader they name is tried first
 	Timeout time.Duration
 	JSON    bool
-	From, N uint64 // read print: messages From.. (1-based), at most N (0: all)
+	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends
+	Conc    int    // bench: appends in flight
+	Size    int    // bench: bytes per message
 }
 
 const usageText = `raft: a Raft consensus server and its client, in one binary.
@@ -161,6 +165,9 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
   raft -C status -S ":9990"                            role, term, leader, indices, members
   raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
+  raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
+                                                       load: 20000 appends, 64 in flight (each on its
+                                                       own connection), 64-byte messages
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
 "not the leader" answers. -json prints one JSON object per result. A retried command
@@ -187,7 +194,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn")
 	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
 	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
-	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all)")
+	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
+	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
 	return fs
 }
@@ -218,7 +226,7 @@ func printUsage(w io.Writer) {
 }
 
 var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries"}
-var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n"}
+var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
 func nodeConfigFrom(o options) (nodeConfig, error) {
@@ -262,9 +270,15 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 // clientConfigFrom validates the client flags.
 func clientConfigFrom(o options) (clientConfig, error) {
 	for _, f := range nodeOnlyFlags {
-		if o.set[f] {
+		if o.set[f] && !(f == "c" && o.command == cmdBench) {
 			return clientConfig{}, fmt.Errorf("-%s is a node flag; it has no meaning with -C", f)
 		}
+	}
+	if o.command == cmdBench {
+		return benchConfigFrom(o)
+	}
+	if o.set["size"] {
+		return clientConfig{}, errors.New("-size goes with -C bench")
 	}
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
@@ -298,22 +312,57 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		}
 		cfg.Message = addr
 	}
-	for _, part := range strings.Split(o.servers, ",") {
+	servers, err := parseServers(o.servers)
+	if err != nil {
+		return clientConfig{}, err
+	}
+	cfg.Servers = servers
+	return cfg, nil
+}
+
+// benchConfigFrom validates -C bench: there -c is the number of appends in flight.
+func benchConfigFrom(o options) (clientConfig, error) {
+	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size}
+	if o.set["m"] || o.set["from"] || o.set["json"] {
+		return cfg, errors.New("-C bench takes -S, -n, -c, -size and -timeout")
+	}
+	if o.set["n"] {
+		cfg.N = o.n
+	}
+	if o.set["c"] {
+		c, err := strconv.Atoi(o.cluster)
+		if err != nil || c < 1 || c > 10000 {
+			return cfg, fmt.Errorf("-C bench: -c is the number of appends in flight (1 to 10000), not %q", o.cluster)
+		}
+		cfg.Conc = c
+	}
+	if cfg.N < 1 || cfg.Size < 1 || cfg.Size > 1<<20 || o.timeout <= 0 {
+		return cfg, errors.New("-C bench: -n, -size (up to 1 MiB) and -timeout must be positive")
+	}
+	servers, err := parseServers(o.servers)
+	cfg.Servers = servers
+	return cfg, err
+}
+
+// parseServers parses -S: members, comma-separated.
+func parseServers(s string) ([]string, error) {
+	var servers []string
+	for _, part := range strings.Split(s, ",") {
 		if strings.TrimSpace(part) == "" {
 			continue
 		}
 		server, err := parseAddress(part, true)
 		if err != nil {
-			return clientConfig{}, fmt.Errorf("-S: %w", err)
+			return nil, fmt.Errorf("-S: %w", err)
 		}
-		if !slices.Contains(cfg.Servers, server) {
-			cfg.Servers = append(cfg.Servers, server)
+		if !slices.Contains(servers, server) {
+			servers = append(servers, server)
 		}
 	}
-	if len(cfg.Servers) == 0 {
-		return clientConfig{}, errors.New("-S: no member to send to")
+	if len(servers) == 0 {
+		return nil, errors.New("-S: no member to send to")
 	}
-	return cfg, nil
+	return servers, nil
 }
 
 // parseAddress accepts "host:port" or ":port" and, if barePort, "port" alone

@@ -112,6 +112,11 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "status", "-m", ":1"}, "takes no -m"},
 		{[]string{"-C", "status", "-S", ":1,,bad:x"}, "-S: bad address"},
 		{[]string{"-json"}, "-json is a client flag"},
+		{[]string{"-C", "bench", "-c", "many"}, "-c is the number of appends in flight"},
+		{[]string{"-C", "bench", "-size", "0"}, "must be positive"},
+		{[]string{"-C", "bench", "-m", "x"}, "-C bench takes"},
+		{[]string{"-C", "clientcommand", "-m", "x", "-size", "8"}, "-size goes with -C bench"},
+		{[]string{"-C", "clientcommand", "-m", "x", "-c", "8"}, "-c is a node flag"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer

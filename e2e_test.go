@@ -765,6 +765,19 @@ func TestEndToEndClientSemantics(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "MEMBER") || !strings.Contains(r.stdout, members[2]) {
 		t.Fatalf("status: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
+
+	// The load generator: one summary line, and exactly -n appends committed.
+	r = c.client("-C", "bench", "-S", strings.Join(members, ","), "-n", "300", "-c", "8", "-size", "32")
+	summary := regexp.MustCompile(`^ops=300 conc=8 size=32 secs=[0-9.]+ ops_per_sec=[0-9]+ p50_ms=[0-9.]+ p99_ms=[0-9.]+ errors=0 mode=rpc\n$`)
+	if r.code != 0 || !summary.MatchString(r.stdout) {
+		t.Fatalf("bench: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r = c.client("-C", "read", "-m", "count", "-S", members[0]); !strings.HasPrefix(r.stdout, "Count 406\n") {
+		t.Fatalf("after 300 bench appends to 106 messages, read count says %q", r.stdout)
+	}
+	if r = c.client("-C", "bench", "-S", dead, "-n", "10", "-timeout", "1s"); r.code != exitFailed || !strings.Contains(r.stderr, "no leader known") {
+		t.Fatalf("bench against nothing: exit %d, %q", r.code, r.stderr)
+	}
 }
 
 // status asks id for its status with the real client's -json.
