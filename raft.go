@@ -150,6 +150,24 @@ type catchUpResult struct {
 	Err         error
 }
 
+// splitMessages separates a Ready's messages that may leave before its write is durable
+// from those that must wait for it. A leader's requests (AppendEntries, heartbeats,
+// snapshots, TimeoutNow) depend only on its term and vote, made durable before it could
+// win; sending them while the leader writes its own copy of the entries overlaps its
+// fsync with the followers' (it counts itself toward a commit only once durable, in
+// Advance). Votes and replies promise what the write records, so they wait.
+func splitMessages(msgs []Message) (early, late []Message) {
+	for _, m := range msgs {
+		switch m.Type {
+		case MsgApp, MsgHeartbeat, MsgSnap, MsgTimeoutNow:
+			early = append(early, m)
+		default:
+			late = append(late, m)
+		}
+	}
+	return early, late
+}
+
 // Errors from proposals.
 var (
 	errNotLeader        = errors.New("this server is not the leader")

@@ -224,6 +224,8 @@ func (n *node) run() error {
 func (n *node) handleReady() error {
 	for n.core.hasReady() {
 		rd := n.core.Ready()
+		early, late := splitMessages(rd.Messages)
+		n.trans.send(early)
 		if rd.Snapshot != nil {
 			if err := n.installSnapshot(*rd.Snapshot); err != nil {
 				return err
@@ -232,7 +234,7 @@ func (n *node) handleReady() error {
 		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
 			return err
 		}
-		n.trans.send(rd.Messages)
+		n.trans.send(late)
 		for _, cu := range rd.CatchUps {
 			n.caughtUp(cu)
 		}

@@ -402,6 +402,10 @@ func (c *simCluster) reportSnapshotFailed(m Message) {
 func (c *simCluster) ready(n *simNode) {
 	for n.r != nil && n.r.hasReady() {
 		rd := n.r.Ready()
+		early, late := splitMessages(rd.Messages)
+		for _, m := range early {
+			c.send(m) // as server.go: a leader's requests leave while it writes
+		}
 		// The simulated disk keeps only what was fsynced. The Ready is written, and a
 		// crash before its fsync returns loses the write: nothing of this Ready happened.
 		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
@@ -423,7 +427,7 @@ func (c *simCluster) ready(n *simNode) {
 		if len(rd.Entries) > 0 {
 			n.rehash(rd.Entries[0].Index)
 		}
-		for _, m := range rd.Messages {
+		for _, m := range late {
 			c.send(m)
 		}
 		n.readStates = append(n.readStates, rd.ReadStates...)
