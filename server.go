@@ -231,18 +231,21 @@ func (n *node) handleReady() error {
 				return err
 			}
 		}
+		for _, cu := range rd.CatchUps {
+			n.caughtUp(cu)
+		}
+		// Committed entries are durable on a majority (and on the leader, which counts
+		// itself only once durable): apply them, and answer their clients, before this
+		// Ready's write rather than after it.
+		for _, e := range rd.Committed {
+			n.apply(e)
+		}
 		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
 			return err
 		}
 		n.trans.send(late)
-		for _, cu := range rd.CatchUps {
-			n.caughtUp(cu)
-		}
 		for _, rs := range rd.ReadStates {
 			n.readConfirmed(rs)
-		}
-		for _, e := range rd.Committed {
-			n.apply(e)
 		}
 		n.core.Advance(rd)
 	}

@@ -406,15 +406,21 @@ func (c *simCluster) ready(n *simNode) {
 		for _, m := range early {
 			c.send(m) // as server.go: a leader's requests leave while it writes
 		}
+		if rd.Snapshot != nil {
+			c.installSnapshot(n, *rd.Snapshot)
+		}
+		// As server.go: committed entries are applied (and clients answered) while the
+		// write goes on; they are durable on a majority, and on the leader.
+		c.recordCommits(n)
+		for _, e := range rd.Committed {
+			c.apply(n, e)
+		}
 		// The simulated disk keeps only what was fsynced. The Ready is written, and a
-		// crash before its fsync returns loses the write: nothing of this Ready happened.
+		// crash before its fsync returns loses the write.
 		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
 			c.lostWrites++
 			c.crash(n.id)
 			return
-		}
-		if rd.Snapshot != nil {
-			c.installSnapshot(n, *rd.Snapshot)
 		}
 		if err := n.disk.apply(walRecord{HardState: rd.HardState, Entries: rd.Entries}); err != nil {
 			c.fail("%s: Ready does not fit its log: %v", n.id, err)
@@ -434,10 +440,6 @@ func (c *simCluster) ready(n *simNode) {
 		for _, cu := range rd.CatchUps {
 			c.logf("%s: catch-up of %s ended: entry %d, err %v", n.id, cu.Server, cu.Index, cu.Err)
 			c.catchUps = append(c.catchUps, cu)
-		}
-		c.recordCommits(n)
-		for _, e := range rd.Committed {
-			c.apply(n, e)
 		}
 		n.r.Advance(rd)
 	}
