@@ -85,6 +85,9 @@ type walRecord struct {
 	// The log now starts after this snapshot's last entry (compaction, or a snapshot
 	// installed from the leader).
 	Snapshot *SnapshotMeta
+	// The snapshot replaces the whole log (installed from the leader), whatever the log
+	// on disk holds after it.
+	ReplaceLog bool
 }
 
 // errDataDir marks a data dir that cannot be used as it is; the message says why and where.
@@ -388,7 +391,7 @@ func (l *logState) apply(rec walRecord) error {
 		l.HardState = *rec.HardState
 	}
 	if s := rec.Snapshot; s != nil {
-		if err := l.applySnapshot(*s); err != nil {
+		if err := l.applySnapshot(*s, rec.ReplaceLog); err != nil {
 			return err
 		}
 	}
@@ -423,8 +426,10 @@ func (l *logState) apply(rec walRecord) error {
 }
 
 // applySnapshot makes the log start after a snapshot's last entry. If the log holds that
-// entry, what follows it stays; otherwise the log is empty (Figure 13, step 6 and 7).
-func (l *logState) applySnapshot(s SnapshotMeta) error {
+// entry, what follows it stays (compaction); otherwise, or with replace (a snapshot from
+// the leader, which the node installed because its log in memory did not hold it), the
+// log is empty (Figure 13, steps 6 and 7).
+func (l *logState) applySnapshot(s SnapshotMeta, replace bool) error {
 	if s.Index < l.Snapshot.Index {
 		return fmt.Errorf("snapshot at index %d after one at %d", s.Index, l.Snapshot.Index)
 	}
@@ -432,7 +437,7 @@ func (l *logState) applySnapshot(s SnapshotMeta) error {
 	if s.Index <= l.base.Index {
 		return nil // older than what the kept segments start from
 	}
-	if s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term {
+	if !replace && s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term {
 		l.Entries = l.Entries[s.Index-l.base.Index:]
 	} else {
 		l.Entries = nil
@@ -626,7 +631,7 @@ func (s *storage) Save(hs *HardState, ents []Entry) error {
 // replaced, the snapshot came from the leader and replaces the whole log (this server's
 // log did not hold its last entry); otherwise it compacts the log, which holds it.
 func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
-	if err := s.write(walRecord{Snapshot: &meta}); err != nil {
+	if err := s.write(walRecord{Snapshot: &meta, ReplaceLog: replaced}); err != nil {
 		return err
 	}
 	if replaced {

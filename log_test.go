@@ -609,3 +609,24 @@ func TestWALCrashDuringSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot installed from the leader replaces the whole log on replay too, even where
+// the disk still holds the snapshot's last entry and older entries after it: the node
+// installed it because its log in memory did not. (Found in review: the log's end on
+// disk and in the segment headers could disagree, and the node refuse to start.)
+func TestWALReplacingSnapshotEmptiesLog(t *testing.T) {
+	var l logState
+	l.apply(walRecord{Entries: ents(1, 1, "a", "b", "c", "d")})
+	if err := l.apply(walRecord{Snapshot: &SnapshotMeta{Index: 2, Term: 1}, ReplaceLog: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 0 || l.lastIndex() != 2 {
+		t.Fatalf("after a replacing snapshot at 2 the log holds %d entries, to %d", len(l.Entries), l.lastIndex())
+	}
+	var k logState
+	k.apply(walRecord{Entries: ents(1, 1, "a", "b", "c", "d")})
+	k.apply(walRecord{Snapshot: &SnapshotMeta{Index: 2, Term: 1}})
+	if len(k.Entries) != 2 {
+		t.Fatalf("compaction to 2 kept %d entries after it, want 2", len(k.Entries))
+	}
+}

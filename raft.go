@@ -139,6 +139,7 @@ type Ready struct {
 // Index is the commit index when it arrived.
 type ReadState struct {
 	Ctx, Index uint64
+	Term       uint64 // the leader's term when the read arrived
 	Err        error
 }
 
@@ -1063,7 +1064,7 @@ func (r *raft) ReadIndex(ctx uint64) error {
 		// Until an entry of its term commits, the leader does not know what is committed.
 		return errLeaderNotReady
 	}
-	r.reads = append(r.reads, ReadState{Ctx: ctx, Index: r.commitIndex})
+	r.reads = append(r.reads, ReadState{Ctx: ctx, Index: r.commitIndex, Term: r.currentTerm})
 	if !r.confirmReads() {
 		r.broadcastHeartbeat()
 	}

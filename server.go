@@ -55,14 +55,21 @@ type node struct {
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
 	loaded    time.Duration        // how long loading the data dir took
+	// The cluster clock this node stamps commands with while it leads: the log's clock
+	// when it was elected, plus the time it has led, by the monotonic clock. A wall clock
+	// that jumps, or runs ahead on one server, cannot make sessions expire early.
+	leadTerm  uint64
+	leadSince time.Time
+	leadFrom  int64
 
 	snapshotEntries uint64            // take a snapshot once this many applied entries follow the last
 	nextSnapshot    uint64            // the applied index at which to take the next one
 	snapshotting    bool              // a snapshot is being written in the background
 	snapc           chan snapshotDone // where it reports
 
-	recvMu sync.Mutex // guards recv (RPC handlers)
-	recv   *incoming  // a snapshot being received from the leader
+	recvMu   sync.Mutex     // guards recv (RPC handlers)
+	recv     *incoming      // a snapshot being received from the leader
+	received []SnapshotMeta // snapshots handed to the core since the last Ready
 }
 
 // snapshotDone is the outcome of writing a snapshot in the background.
@@ -158,6 +165,14 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 	return n
 }
 
+// clusterTime is the time to stamp a command with (see node.leadSince).
+func (n *node) clusterTime() int64 {
+	if n.leadSince.IsZero() || n.leadTerm != n.core.currentTerm {
+		n.leadTerm, n.leadSince, n.leadFrom = n.core.currentTerm, time.Now(), n.sm.clock
+	}
+	return max(n.leadFrom+int64(time.Since(n.leadSince)), n.sm.clock)
+}
+
 // report hands the event loop a message from the transport itself.
 func (n *node) report(m Message) {
 	select {
@@ -195,7 +210,7 @@ func (n *node) run() error {
 			n.core.Tick()
 			n.expirePending(time.Now())
 		case m := <-n.recvc:
-			n.core.Step(m)
+			n.step(m)
 		case p := <-n.propc:
 			n.propose(p)
 		case reply := <-n.statusc:
@@ -210,7 +225,7 @@ func (n *node) run() error {
 		for i := 0; i < maxDrain; i++ {
 			select {
 			case m := <-n.recvc:
-				n.core.Step(m)
+				n.step(m)
 			case p := <-n.propc:
 				n.propose(p)
 			default:
@@ -249,11 +264,31 @@ func (n *node) handleReady() error {
 		}
 		n.core.Advance(rd)
 	}
+	n.dropUnusedSnapshots()
 	n.logTransitions()
 	n.answerReads()
 	n.checkTransfers()
 	n.maybeSnapshot()
 	return nil
+}
+
+// step hands the core a message, noting snapshots received from the leader.
+func (n *node) step(m Message) {
+	if m.Type == MsgSnap && m.Snapshot != nil {
+		n.received = append(n.received, *m.Snapshot)
+	}
+	n.core.Step(m)
+}
+
+// dropUnusedSnapshots removes received snapshots the core did not install (it had
+// their entries already); installed ones were renamed.
+func (n *node) dropUnusedSnapshots() {
+	for _, meta := range n.received {
+		if err := os.Remove(filepath.Join(n.dir, recvName(meta))); err != nil && !os.IsNotExist(err) {
+			n.logger.Printf("remove unused snapshot: %v", err)
+		}
+	}
+	n.received = nil
 }
 
 // installSnapshot makes a snapshot received from the leader this node's state: the log
@@ -277,6 +312,7 @@ func (n *node) installSnapshot(meta SnapshotMeta) error {
 		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
 	}
 	n.quietTo = max(n.quietTo, meta.Index)
+	n.nextSnapshot = meta.Index + n.snapshotEntries // it has this one already
 	n.logger.Printf("installed snapshot %d (term %d, %d bytes) from the leader", meta.Index, meta.Term, len(data))
 	return nil
 }
@@ -365,7 +401,7 @@ func (n *node) readConfirmed(rs ReadState) {
 		p.done <- n.refusal(rs.Err)
 		return
 	}
-	p.index, p.term = rs.Index, n.core.currentTerm
+	p.index, p.term = rs.Index, rs.Term
 	n.readWait = append(n.readWait, p)
 }
 
@@ -499,7 +535,11 @@ func (n *node) apply(e Entry) {
 		var at uint64
 		if result, at, err = n.sm.applyCommand(e.Index, c); at != e.Index {
 			// A retry of a command applied before (at), or refused: nothing new to print.
-			n.answer(e, CommandResponse{Status: StatusOK, Index: at, Term: e.Term, Result: result, Leader: n.id}, err)
+			term := e.Term
+			if t, ok := n.core.log.term(at); ok {
+				term = t // where the first copy committed (unless compacted away)
+			}
+			n.answer(e, CommandResponse{Status: StatusOK, Index: at, Term: term, Result: result, Leader: n.id}, err)
 			return
 		}
 	case EntryConfig:
@@ -540,8 +580,8 @@ func (n *node) propose(p *proposal) {
 			p.index, p.term, err = n.core.Propose(EntryNormal, []byte(p.req.Message))
 			break
 		}
-		// The leader's clock goes into the entry: sessions expire by log time.
-		c := command{Session: p.req.Session, Seq: p.req.Seq, Time: time.Now().UnixNano(), Message: p.req.Message}
+		// The cluster's clock goes into the entry: sessions expire by log time.
+		c := command{Session: p.req.Session, Seq: p.req.Seq, Time: n.clusterTime(), Message: p.req.Message}
 		p.index, p.term, err = n.core.Propose(EntrySession, encodeCommand(c))
 	case cmdAddServer:
 		if err = n.core.AddServer(p.req.Message); err == nil {

@@ -460,7 +460,7 @@ func (c *simCluster) installSnapshot(n *simNode, meta SnapshotMeta) {
 	if meta.Index > uint64(len(c.committed)) || data != c.chash[meta.Index] {
 		c.fail("state machine safety: %s installs a snapshot at %d that is not the committed log (committed up to %d)", n.id, meta.Index, len(c.committed))
 	}
-	if err := n.disk.apply(walRecord{Snapshot: &meta}); err != nil {
+	if err := n.disk.apply(walRecord{Snapshot: &meta, ReplaceLog: true}); err != nil {
 		c.fail("%s: snapshot %d does not fit its log: %v", n.id, meta.Index, err)
 	}
 	n.snap = data
