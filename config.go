@@ -105,6 +105,7 @@ type options struct {
 	election time.Duration
 	beat     time.Duration
 	snapshot uint64
+	demo     bool
 
 	// Client.
 	command string
@@ -128,6 +129,7 @@ type nodeConfig struct {
 	// Take a snapshot and compact the log once this many entries were applied since the
 	// last one (0: never).
 	SnapshotEntries uint64
+	NoHandOff       bool // on stop, a leader just stops (the demo stops every member at once)
 }
 
 // clientConfig is a validated client invocation.
@@ -152,6 +154,8 @@ Run a node:
   raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
   raft                                     a one-member cluster on :9990; grow it with addserver
                                            (start the new node as a spare: -c ':9990' -p 9991)
+  raft -demo                               three members on :9990-:9992 in one terminal, data in
+                                           a temporary dir; Ctrl-C stops them and removes it
 
 Send a command (to any member; a follower forwards it to the leader):
   raft -C clientcommand -m "I like beer." -S ":9990"   append a message
@@ -188,6 +192,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
 	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")

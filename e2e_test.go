@@ -790,3 +790,67 @@ func (c *e2eCluster) status(id string) NodeStatus {
 	}
 	return st
 }
+
+// raft -demo runs three members in one process; they serve, and Ctrl-C stops them and
+// removes their data.
+func TestEndToEndDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	bin := raftBinary(t)
+	var base int
+	for base = 20000 + int(time.Now().UnixNano()%20000); ; base += 3 {
+		ok := true
+		for i := range 3 {
+			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			break
+		}
+	}
+	out := newLines()
+	cmd := exec.Command(bin, "-demo", "-p", fmt.Sprint(base))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	c := &e2eCluster{t: t, bin: bin}
+	if !c.waitLine(out, "elected leader") {
+		t.Fatalf("the demo cluster elected no leader:\n%s", out)
+	}
+	r := c.send(fmt.Sprintf(":%d", base+1), "hello demo")
+	if r.code != 0 {
+		t.Fatalf("send to the demo: %+v", r)
+	}
+	if !out.waitCount(" Logs [hello demo print]", 0) || c.send(fmt.Sprintf(":%d", base), "print").code != 0 || !out.waitCount(" Logs [hello demo print]", 3) {
+		t.Fatalf("the three demo members did not print:\n%s", out)
+	}
+	dir := regexp.MustCompile(`\(data in (\S+)\)`).FindStringSubmatch(out.String())
+	if dir == nil {
+		t.Fatalf("the demo did not say where its data is:\n%s", out)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the demo exited with %v on Ctrl-C:\n%s", err, out)
+		}
+	case <-time.After(e2eWait):
+		t.Fatal("the demo did not stop on Ctrl-C")
+	}
+	exited <- nil // for the deferred cleanup
+	if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
+		t.Fatalf("the demo's data dir %s is still there (%v)", dir[1], err)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -32,9 +34,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return runClient(cfg, os.Stdin, stdout, stderr)
 	}
-	cfg, err := nodeConfigFrom(o)
-	if err != nil {
-		return usageError(stderr, err)
+	demoBase := 0
+	if o.demo {
+		if len(o.set) > 2 || (len(o.set) == 2 && !o.set["p"]) {
+			return usageError(stderr, errors.New("-demo takes no other flag than -p"))
+		}
+		if demoBase, err = strconv.Atoi(strings.TrimPrefix(o.port, ":")); err != nil || demoBase < 1 || demoBase > 65533 {
+			return usageError(stderr, fmt.Errorf("-demo -p: want the first of three ports, not %q", o.port))
+		}
+	}
+	var cfg nodeConfig
+	if !o.demo {
+		if cfg, err = nodeConfigFrom(o); err != nil {
+			return usageError(stderr, err)
+		}
 	}
 	stop := make(chan struct{})
 	signals := make(chan os.Signal, 1)
@@ -48,6 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raft: %v again: stopping at once\n", s)
 		os.Exit(exitFailed)
 	}()
+	if o.demo {
+		return runDemo(demoBase, stdout, stderr, stop)
+	}
 	if err := runNode(cfg, stdout, stderr, stop); err != nil {
 		fmt.Fprintf(stderr, "raft: %v\n", err)
 		return exitFailed

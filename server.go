@@ -122,7 +122,9 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 	go func() {
 		select {
 		case <-stop:
-			n.handOff(4 * cfg.Election)
+			if !cfg.NoHandOff {
+				n.handOff(4 * cfg.Election)
+			}
 			close(n.stopc)
 		case <-n.donec:
 		}
