@@ -106,6 +106,7 @@ type options struct {
 	beat     time.Duration
 	snapshot uint64
 	demo     bool
+	maxMsg   int
 
 	// Client.
 	command string
@@ -130,6 +131,7 @@ type nodeConfig struct {
 	// last one (0: never).
 	SnapshotEntries uint64
 	NoHandOff       bool // on stop, a leader just stops (the demo stops every member at once)
+	MaxMessage      int  // bytes in a client message, at most
 }
 
 // clientConfig is a validated client invocation.
@@ -192,6 +194,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
@@ -230,7 +233,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message"}
 var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
@@ -239,6 +242,9 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		if o.set[f] {
 			return nodeConfig{}, fmt.Errorf("-%s is a client flag; use it with -C", f)
 		}
+	}
+	if o.maxMsg < 1 || o.maxMsg > maxMsgBytes {
+		return nodeConfig{}, fmt.Errorf("-max-message must be from 1 to %d bytes", maxMsgBytes)
 	}
 	if o.beat <= 0 || o.election <= 0 {
 		return nodeConfig{}, errors.New("-heartbeat and -election-timeout must be positive")
@@ -269,7 +275,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		}
 	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg}, nil
 }
 
 // clientConfigFrom validates the client flags.

@@ -32,7 +32,7 @@ func runDemo(base int, stdout, stderr io.Writer, stop <-chan struct{}) int {
 	for _, id := range demoMembers {
 		// The members stop together: no leadership to hand over.
 		cfg := nodeConfig{ID: id, Bootstrap: Config{Members: demoMembers}, DataDir: filepath.Join(dir, id[1:]),
-			Heartbeat: 30 * time.Millisecond, Election: 150 * time.Millisecond, SnapshotEntries: 100000, NoHandOff: true}
+			Heartbeat: 30 * time.Millisecond, Election: 150 * time.Millisecond, SnapshotEntries: 100000, NoHandOff: true, MaxMessage: 1 << 20}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

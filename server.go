@@ -62,6 +62,7 @@ type node struct {
 	leadSince time.Time
 	leadFrom  int64
 
+	maxMessage      int               // bytes in a client message, at most
 	snapshotEntries uint64            // take a snapshot once this many applied entries follow the last
 	nextSnapshot    uint64            // the applied index at which to take the next one
 	snapshotting    bool              // a snapshot is being written in the background
@@ -160,7 +161,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
 		reads: map[uint64]*proposal{}, statusc: make(chan chan status),
-		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries,
+		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries, maxMessage: cfg.MaxMessage,
 		snapc: make(chan snapshotDone, 1),
 	}
 	n.trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
@@ -693,7 +694,7 @@ func checkMessage(m Message) error {
 
 // command runs a client command: through the loop, or forwarded to the leader.
 func (n *node) command(req *CommandRequest) CommandResponse {
-	if err := checkCommand(req); err != nil {
+	if err := checkCommand(req, n.maxMessage); err != nil {
 		return CommandResponse{Status: StatusRejected, Error: err.Error()}
 	}
 	wait := req.Wait
@@ -745,11 +746,14 @@ func (n *node) command(req *CommandRequest) CommandResponse {
 }
 
 // checkCommand validates a command before it goes near the log.
-func checkCommand(req *CommandRequest) error {
+func checkCommand(req *CommandRequest, maxMessage int) error {
 	switch req.Command {
 	case cmdClient:
 		if req.Message == "" {
 			return fmt.Errorf("empty message")
+		}
+		if len(req.Message) > maxMessage {
+			return fmt.Errorf("the message is %d bytes; this cluster takes at most %d (-max-message)", len(req.Message), maxMessage)
 		}
 		if req.Session != 0 && req.Seq == 0 {
 			return fmt.Errorf("a session's commands are numbered from 1")

@@ -84,13 +84,22 @@ func TestCheckCommand(t *testing.T) {
 		{Command: cmdClient, Message: ""},
 		{Command: cmdAddServer, Message: "nonsense"},
 		{Command: cmdAddServer, Message: ":09993"}, // not canonical: would never match a member
+		{Command: cmdClient, Message: "eleven byte"},
+		{Command: cmdRead, Message: "everything"},
+		{Command: cmdClient, Message: "x", Session: 5}, // commands of a session count from 1
 	} {
-		if err := checkCommand(&req); err == nil {
+		if err := checkCommand(&req, 10); err == nil {
 			t.Errorf("%+v accepted", req)
 		}
 	}
-	if err := checkCommand(&CommandRequest{Command: cmdRemoveServer, Message: "127.0.0.1:9993"}); err != nil {
-		t.Error(err)
+	for _, req := range []CommandRequest{
+		{Command: cmdRemoveServer, Message: "127.0.0.1:9993"},
+		{Command: cmdClient, Message: "ten bytes!"},
+		{Command: cmdTransfer},
+	} {
+		if err := checkCommand(&req, 10); err != nil {
+			t.Errorf("%+v: %v", req, err)
+		}
 	}
 }
 
