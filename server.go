@@ -211,7 +211,7 @@ func (n *node) run() error {
 			return nil
 		case <-ticker.C:
 			n.core.Tick()
-			n.expirePending(time.Now())
+			n.expireWaiting(time.Now())
 		case m := <-n.recvc:
 			n.step(m)
 		case p := <-n.propc:
@@ -492,7 +492,8 @@ func (n *node) checkTransfers() {
 			p.done <- CommandResponse{Status: StatusRejected, Leader: n.id,
 				Error: fmt.Sprintf("%s did not take over within an election timeout; %s is still the leader", p.req.Message, n.id)}
 		case time.Now().After(p.deadline):
-			// The client has stopped waiting; so does the loop.
+			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
+				Error: fmt.Sprintf("the transfer to %s did not finish within %v", p.req.Message, p.req.Wait)}
 		default:
 			keep = append(keep, p)
 		}
@@ -641,11 +642,27 @@ func (n *node) refusal(err error) CommandResponse {
 	}
 }
 
-// expirePending forgets commands whose clients have stopped waiting.
-func (n *node) expirePending(now time.Time) {
+// expireWaiting answers the commands still waiting when their client's wait is over.
+func (n *node) expireWaiting(now time.Time) {
 	for index, p := range n.pending {
 		if now.After(p.deadline) {
 			delete(n.pending, index)
+			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
+				Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, p.req.Wait)}
+		}
+	}
+	for server, p := range n.adding {
+		if now.After(p.deadline) {
+			delete(n.adding, server)
+			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
+				Error: fmt.Sprintf("%s is still catching %s up after %v; it may still be added", n.id, server, p.req.Wait)}
+		}
+	}
+	for ctx, p := range n.reads {
+		if now.After(p.deadline) {
+			delete(n.reads, ctx)
+			p.done <- CommandResponse{Status: StatusRetry, Leader: n.id,
+				Error: fmt.Sprintf("%s could not confirm with a majority that it still leads within %v", n.id, p.req.Wait)}
 		}
 	}
 }
@@ -701,27 +718,19 @@ func (n *node) command(req *CommandRequest) CommandResponse {
 	if wait <= 0 || wait > maxCommandWait {
 		wait = maxCommandWait
 	}
+	// The loop answers every proposal it takes, by its deadline at the latest
+	// (expireWaiting), so no timer is needed here.
+	req.Wait = wait
 	start := time.Now()
 	p := &proposal{req: req, deadline: start.Add(wait), done: make(chan CommandResponse, 1)}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
 	select {
 	case n.propc <- p:
-	case <-timer.C:
-		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is too busy to take the command", n.id)}
 	case <-n.donec:
 		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
 	}
 	var resp CommandResponse
 	select {
 	case resp = <-p.done:
-	case <-timer.C:
-		if req.Command == cmdAddServer {
-			return CommandResponse{Status: StatusUnknown, Leader: n.id,
-				Error: fmt.Sprintf("%s is still adding %s (catching it up, or committing the change) after %v; it may still be added", n.id, req.Message, wait)}
-		}
-		return CommandResponse{Status: StatusUnknown, Leader: n.id,
-			Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, wait)}
 	case <-n.donec:
 		return CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
 	}

@@ -186,3 +186,26 @@ func TestClusterClockIgnoresWallClock(t *testing.T) {
 		t.Fatalf("cluster time started at %d (log clock %d) and moved %v in one second of leading", start, n.sm.clock, time.Duration(got))
 	}
 }
+
+// Every command the loop took is answered by its deadline: one appended but not
+// committed in time is "unknown" (it may still commit), a read not confirmed in time
+// may simply be retried.
+func TestWaitingCommandsAnsweredAtDeadline(t *testing.T) {
+	n := testNode(io.Discard)
+	n.adding, n.reads = map[string]*proposal{}, map[uint64]*proposal{}
+	now := time.Now()
+	appended := &proposal{req: &CommandRequest{Command: cmdClient, Wait: time.Second}, deadline: now.Add(-time.Millisecond), done: make(chan CommandResponse, 1)}
+	later := &proposal{req: &CommandRequest{Command: cmdClient, Wait: time.Hour}, deadline: now.Add(time.Hour), done: make(chan CommandResponse, 1)}
+	read := &proposal{req: &CommandRequest{Command: cmdRead, Wait: time.Second}, deadline: now.Add(-time.Millisecond), done: make(chan CommandResponse, 1)}
+	n.pending[7], n.pending[8], n.reads[1] = appended, later, read
+	n.expireWaiting(now)
+	if r := <-appended.done; r.Status != StatusUnknown || !strings.Contains(r.Error, "may still commit") {
+		t.Fatalf("appended, past its deadline: %+v", r)
+	}
+	if r := <-read.done; r.Status != StatusRetry {
+		t.Fatalf("read, past its deadline: %+v", r)
+	}
+	if len(later.done) != 0 || n.pending[8] == nil {
+		t.Fatal("a command still in its time was answered or dropped")
+	}
+}
