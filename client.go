@@ -26,7 +26,7 @@ import (
 
 const (
 	minRetryWait = 10 * time.Millisecond
-	maxRetryWait = 100 * time.Millisecond
+	maxRetryWait = 50 * time.Millisecond
 	answerGrace  = time.Second // how much longer than its own wait the server may take to answer
 )
 
