@@ -133,6 +133,8 @@ type Ready struct {
 	// Reads whose leadership a quorum confirmed: each may be answered once the state
 	// machine has applied up to its Index. Err: the read failed (leadership lost).
 	ReadStates []ReadState
+	// Messages refused because their sender broke the protocol, for the log.
+	Warnings []string
 }
 
 // ReadState is a linearizable read the leader may answer (§6.4): Ctx names the request,
@@ -329,6 +331,7 @@ type raft struct {
 	rand             *rand.Rand
 
 	msgs           []Message
+	warnings       []string  // for the operator: peers that broke the protocol
 	savedHardState HardState // the last hard state handed out for persisting
 }
 
@@ -580,7 +583,7 @@ func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, e
 
 // hasReady reports whether Ready would hand out any work.
 func (r *raft) hasReady() bool {
-	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || r.pendingSnapshot != nil || r.log.stable < r.log.lastIndex() ||
+	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || len(r.warnings) > 0 || r.pendingSnapshot != nil || r.log.stable < r.log.lastIndex() ||
 		r.commitIndex > r.lastApplied || r.mustSaveHardState()
 }
 
@@ -603,11 +606,12 @@ func (r *raft) Ready() Ready {
 		Committed:  r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
 		CatchUps:   r.catchUpResults,
 		ReadStates: r.readStates,
+		Warnings:   r.warnings,
 	}
 	if hs := r.hardState(); r.mustSaveHardState() || ((len(rd.Entries) > 0 || rd.Snapshot != nil) && hs != r.savedHardState) {
 		rd.HardState = &hs
 	}
-	r.msgs, r.catchUpResults, r.pendingSnapshot, r.readStates = nil, nil, nil, nil
+	r.msgs, r.catchUpResults, r.pendingSnapshot, r.readStates, r.warnings = nil, nil, nil, nil, nil
 	return rd
 }
 
@@ -883,9 +887,17 @@ func (r *raft) handleAppendEntries(m Message) {
 		return
 	}
 	if t, _ := r.log.term(m.PrevLogIndex); t != m.PrevLogTerm {
+		if m.PrevLogIndex <= r.commitIndex {
+			// Every leader's log holds what is committed (Leader Completeness): this one
+			// is broken. Refuse, and say so. (Found by FuzzStepMessage: index 0 with a
+			// nonzero term sent the back-up loop below round the whole uint64 range.)
+			r.warnings = append(r.warnings, fmt.Sprintf("refused AppendEntries from %s (term %d): it has term %d at index %d, where this server has committed term %d; that server is broken",
+				m.From, m.Term, m.PrevLogTerm, m.PrevLogIndex, t))
+			return
+		}
 		reply.ConflictTerm = t
 		reply.ConflictIndex = m.PrevLogIndex
-		for reply.ConflictIndex-1 > r.commitIndex {
+		for reply.ConflictIndex > r.commitIndex+1 {
 			if pt, _ := r.log.term(reply.ConflictIndex - 1); pt != t {
 				break
 			}
@@ -902,8 +914,11 @@ func (r *raft) handleAppendEntries(m Message) {
 			continue
 		}
 		if ok && e.Index <= r.commitIndex {
-			panic(fmt.Sprintf("%s: leader %s term %d conflicts with committed entry %d (term %d, commit %d)",
-				r.id, m.From, m.Term, e.Index, t, r.commitIndex))
+			// No correct leader does this (Leader Completeness): refuse it, say so, and
+			// keep what is committed.
+			r.warnings = append(r.warnings, fmt.Sprintf("refused AppendEntries from %s (term %d): its entry %d (term %d) conflicts with committed entry %d (term %d); that server is broken",
+				m.From, m.Term, e.Index, e.Term, e.Index, t))
+			return
 		}
 		if ok {
 			r.untrackConfigs(e.Index)

@@ -244,6 +244,9 @@ func (n *node) handleReady() error {
 		rd := n.core.Ready()
 		early, late := splitMessages(rd.Messages)
 		n.trans.send(early)
+		for _, w := range rd.Warnings {
+			n.logger.Print(w)
+		}
 		if rd.Snapshot != nil {
 			if err := n.installSnapshot(*rd.Snapshot); err != nil {
 				return err
