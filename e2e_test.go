@@ -166,6 +166,15 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// freeAddrs is freePorts as node addresses on 127.0.0.1.
+func freeAddrs(t testing.TB, n int) []string {
+	var addrs []string
+	for _, p := range freePorts(t, n) {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	return addrs
+}
+
 func newE2ECluster(t testing.TB, addrs []string) *e2eCluster {
 	c := &e2eCluster{t: t, bin: raftBinary(t), members: strings.Join(addrs, ","), procs: map[string]*proc{}}
 	t.Cleanup(c.stopAll)
@@ -310,11 +319,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes")
 	}
-	ports := freePorts(t, 4)
-	var ids []string
-	for _, p := range ports {
-		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
-	}
+	ids := freeAddrs(t, 4)
 	members, spare := ids[:3], ids[3]
 	c := newE2ECluster(t, members)
 	for _, id := range members {
@@ -461,11 +466,7 @@ func TestEndToEndClientFailures(t *testing.T) {
 
 	// A cluster that has lost its majority: the surviving member knows no leader, the
 	// client gives up at its timeout and says why.
-	ports := freePorts(t, 3)
-	var ids []string
-	for _, p := range ports {
-		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
-	}
+	ids := freeAddrs(t, 3)
 	c = newE2ECluster(t, ids)
 	c.start(ids[0])
 	r = c.client("-C", "clientcommand", "-m", "hello", "-S", ids[0], "-timeout", "1500ms")
@@ -485,11 +486,7 @@ func TestEndToEndTransferAndHandOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes")
 	}
-	ports := freePorts(t, 4)
-	var ids []string
-	for _, p := range ports {
-		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
-	}
+	ids := freeAddrs(t, 4)
 	members, nobody := ids[:3], ids[3]
 	c := newE2ECluster(t, members)
 	for _, id := range members {
@@ -551,11 +548,7 @@ func TestEndToEndSnapshots(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes")
 	}
-	ports := freePorts(t, 4)
-	var ids []string
-	for _, p := range ports {
-		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
-	}
+	ids := freeAddrs(t, 4)
 	members, spare := ids[:3], ids[3]
 	c := newE2ECluster(t, members)
 	start := func(id string) *proc {
@@ -606,11 +599,7 @@ func TestEndToEndSnapshots(t *testing.T) {
 //	go test -run '^$' -bench CatchUp1M -benchtime 1x .
 func BenchmarkCatchUp1M(b *testing.B) {
 	const total = 1_000_000
-	ports := freePorts(b, 4)
-	var ids []string
-	for _, p := range ports {
-		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
-	}
+	ids := freeAddrs(b, 4)
 	members, spare := ids[:3], ids[3]
 	messages := make([]string, total)
 	for i := range messages {
@@ -679,12 +668,8 @@ func TestEndToEndClientSemantics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes")
 	}
-	ports := freePorts(t, 4)
-	var members []string
-	for _, p := range ports[:3] {
-		members = append(members, fmt.Sprintf("127.0.0.1:%d", p))
-	}
-	dead := fmt.Sprintf("127.0.0.1:%d", ports[3])
+	addrs := freeAddrs(t, 4)
+	members, dead := addrs[:3], addrs[3]
 	c := newE2ECluster(t, members)
 	for _, id := range members {
 		c.start(id)

@@ -164,10 +164,7 @@ type jepsenRun struct {
 
 func runJepsen(t *testing.T, n int, seed int64, faultFor time.Duration) {
 	began := time.Now()
-	var ids []string
-	for _, p := range freePorts(t, n+1) {
-		ids = append(ids, fmt.Sprintf("127.0.0.1:%d", p))
-	}
+	ids := freeAddrs(t, n+1)
 	r := &jepsenRun{
 		t: t, rng: rand.New(rand.NewSource(seed ^ int64(n)<<40)),
 		members: ids[:n], spare: ids[n], all: ids,

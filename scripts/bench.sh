@@ -10,20 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1}
 N1=${N1:-3000}; N16=${N16:-15000}; N64=${N64:-60000}; SIZE=${SIZE:-64}
-go build -o raft .
-dir=$(mktemp -d)
-members="127.0.0.1:17990,127.0.0.1:17991,127.0.0.1:17992"
-pids=()
-cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-for p in 17990 17991 17992; do
-  ./raft -c "$members" -p "$p" -d "$dir/$p" >/dev/null 2>"$dir/$p.err" &
-  pids+=($!)
-done
+source scripts/cluster.sh
 # CPU ticks (user+system) of the nodes so far.
 cpu() { local t=0; for p in "${pids[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 hz=$(getconf CLK_TCK)
-until ./raft -C status -S "$members" -json 2>/dev/null | grep -q '"leader":"1'; do sleep 0.1; done
 for r in $(seq 1 "$runs"); do
   for cn in "1 $N1" "16 $N16" "64 $N64"; do
     set -- $cn

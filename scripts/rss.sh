@@ -8,17 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
-go build -o raft .
-dir=$(mktemp -d)
-members="127.0.0.1:17990,127.0.0.1:17991,127.0.0.1:17992"
-pids=()
-cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-for p in 17990 17991 17992; do
-  ./raft -c "$members" -p "$p" -d "$dir/$p" >/dev/null 2>"$dir/$p.err" &
-  pids+=($!)
-done
-until ./raft -C status -S "$members" -json 2>/dev/null | grep -q '"leader":"1'; do sleep 0.1; done
+source scripts/cluster.sh
 end=$((SECONDS + secs))
 ( while [ $SECONDS -lt $end ]; do ./raft -C bench -S "$members" -n 20000 -c 16 -size 64 >/dev/null || true; done ) &
 load=$!
