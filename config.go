@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -107,6 +108,8 @@ type options struct {
 	snapshot uint64
 	demo     bool
 	maxMsg   int
+	logFmt   string
+	logLevel string
 
 	// Client.
 	command string
@@ -130,8 +133,10 @@ type nodeConfig struct {
 	// Take a snapshot and compact the log once this many entries were applied since the
 	// last one (0: never).
 	SnapshotEntries uint64
-	NoHandOff       bool // on stop, a leader just stops (the demo stops every member at once)
-	MaxMessage      int  // bytes in a client message, at most
+	NoHandOff       bool       // on stop, a leader just stops (the demo stops every member at once)
+	MaxMessage      int        // bytes in a client message, at most
+	LogFormat       string     // "text" or "json"
+	LogLevel        slog.Level // the least important log record written
 }
 
 // clientConfig is a validated client invocation.
@@ -195,6 +200,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
+	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "the least important node log record written: debug, info, warn or error")
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
@@ -233,7 +240,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "log-format", "log-level"}
 var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
@@ -245,6 +252,13 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 	}
 	if o.maxMsg < 1 || o.maxMsg > maxMsgBytes {
 		return nodeConfig{}, fmt.Errorf("-max-message must be from 1 to %d bytes", maxMsgBytes)
+	}
+	if o.logFmt != "text" && o.logFmt != "json" {
+		return nodeConfig{}, fmt.Errorf("-log-format must be text or json, not %q", o.logFmt)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nodeConfig{}, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", o.logLevel)
 	}
 	if o.beat <= 0 || o.election <= 0 {
 		return nodeConfig{}, errors.New("-heartbeat and -election-timeout must be positive")
@@ -275,7 +289,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		}
 	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, LogFormat: o.logFmt, LogLevel: level}, nil
 }
 
 // clientConfigFrom validates the client flags.

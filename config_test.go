@@ -117,6 +117,9 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "bench", "-m", "x"}, "-C bench takes"},
 		{[]string{"-C", "clientcommand", "-m", "x", "-size", "8"}, "-size goes with -C bench"},
 		{[]string{"-C", "clientcommand", "-m", "x", "-c", "8"}, "-c is a node flag"},
+		{[]string{"-log-format", "xml"}, "-log-format must be text or json"},
+		{[]string{"-log-level", "loud"}, "-log-level must be debug, info, warn or error"},
+		{[]string{"-C", "status", "-log-level", "debug"}, "-log-level is a node flag"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer

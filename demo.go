@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,7 +37,8 @@ func runDemo(base int, stdout, stderr io.Writer, stop <-chan struct{}) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runNode(cfg, &linePrefixer{w: stdout, prefix: id + " "}, &linePrefixer{w: stderr, prefix: id + " "}, quit); err != nil {
+			logger := newLogger(&linePrefixer{w: stderr, prefix: id + " "}, "text", slog.LevelInfo)
+			if err := runNode(cfg, &linePrefixer{w: stdout, prefix: id + " "}, logger, quit); err != nil {
 				errs <- err
 			}
 		}()

@@ -208,13 +208,14 @@ func (c *e2eCluster) startWith(id string, flags ...string) *proc {
 	}()
 	c.procs[id] = p
 	// Ready once it says it is listening.
-	if !c.waitLine(p.stderr, "listening;") {
+	if !p.stderr.waitLine("msg=listening") {
 		c.t.Fatalf("%s did not start:\n%s", id, p.stderr)
 	}
 	return p
 }
 
-func (c *e2eCluster) waitLine(l *lines, substr string) bool {
+// waitLine waits until a line contains substr.
+func (l *lines) waitLine(substr string) bool {
 	deadline := time.NewTimer(e2eWait)
 	defer deadline.Stop()
 	for {
@@ -360,7 +361,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// A spare starts, does not campaign, and waits to be added.
 	sp := c.start(spare)
-	if !c.waitLine(sp.stderr, "is not a member, so it will not campaign") {
+	if !sp.stderr.waitLine("not a member, so it will not campaign") {
 		t.Fatalf("spare did not say it waits:\n%s", sp.stderr)
 	}
 	r = c.client("-C", "addserver", "-m", spare, "-S", follower)
@@ -415,7 +416,7 @@ func TestEndToEnd(t *testing.T) {
 		if err := c.stop(id, syscall.SIGTERM); err != nil {
 			t.Fatalf("%s exited with %v on SIGTERM", id, err)
 		}
-		if !c.waitLine(c.procs[id].stderr, "stopped") {
+		if !c.procs[id].stderr.waitLine("stopped") {
 			t.Fatalf("%s did not log its stop", id)
 		}
 	}
@@ -517,7 +518,7 @@ func TestEndToEndTransferAndHandOff(t *testing.T) {
 	if err := c.stop(followers[0], syscall.SIGTERM); err != nil {
 		t.Fatalf("leader exited with %v on SIGTERM", err)
 	}
-	if !c.waitLine(c.procs[followers[0]].stderr, "handed leadership to") {
+	if !c.procs[followers[0]].stderr.waitLine("handed leadership over") {
 		t.Fatalf("the leader stopped without handing over:\n%s", c.procs[followers[0]].stderr)
 	}
 	if r = c.send(lead, "after SIGTERM"); r.leader == followers[0] {
@@ -564,7 +565,7 @@ func TestEndToEndSnapshots(t *testing.T) {
 		c.send(members[i%3], msgs[i-1])
 	}
 	for _, id := range members {
-		if !c.waitLine(c.procs[id].stderr, "log compacted") {
+		if !c.procs[id].stderr.waitLine("log compacted") {
 			t.Fatalf("%s never compacted its log:\n%s", id, c.procs[id].stderr)
 		}
 	}
@@ -572,7 +573,7 @@ func TestEndToEndSnapshots(t *testing.T) {
 	if r := c.client("-C", "addserver", "-m", spare, "-S", members[0]); r.code != 0 {
 		t.Fatalf("addserver: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
-	if !c.waitLine(sp.stderr, "installed snapshot") {
+	if !sp.stderr.waitLine("installed snapshot") {
 		t.Fatalf("the new member did not catch up from a snapshot:\n%s", sp.stderr)
 	}
 	c.send(spare, "print")
@@ -583,7 +584,7 @@ func TestEndToEndSnapshots(t *testing.T) {
 	// A restarted member loads its snapshot, not the whole log.
 	c.stop(members[1], syscall.SIGKILL)
 	p := start(members[1])
-	if !c.waitLine(p.stderr, "(snapshot at ") {
+	if !p.stderr.waitLine("snapshot_index=") {
 		t.Fatalf("%s restarted without its snapshot:\n%s", members[1], p.stderr)
 	}
 	c.send(members[1], "count")
@@ -811,7 +812,7 @@ func TestEndToEndDemo(t *testing.T) {
 		<-exited
 	}()
 	c := &e2eCluster{t: t, bin: bin}
-	if !c.waitLine(out, "elected leader") {
+	if !out.waitLine("elected leader") {
 		t.Fatalf("the demo cluster elected no leader:\n%s", out)
 	}
 	r := c.send(fmt.Sprintf(":%d", base+1), "hello demo")

@@ -108,7 +108,7 @@ func runRaft(bin string, args ...string) raftRun {
 
 var (
 	countRE   = regexp.MustCompile(`(?m)^Count (\d+)$`)
-	electedRE = regexp.MustCompile(`elected leader for term (\d+)`)
+	electedRE = regexp.MustCompile(`msg="elected leader" node=\S+ term=(\d+)`)
 )
 
 // fault is a node the nemesis has killed or stopped, and when it heals it.

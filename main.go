@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -49,26 +50,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, err)
 		}
 	}
+	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	stop := make(chan struct{})
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-signals
-		fmt.Fprintf(stderr, "raft: %v: stopping (a leader first hands leadership to another member; signal again to stop at once)\n", s)
+		logger.Info("stopping (a leader first hands leadership to another member; signal again to stop at once)", "signal", s.String())
 		close(stop)
 		s = <-signals
 		// Everything acknowledged is already on disk: stopping now is as safe as a crash.
-		fmt.Fprintf(stderr, "raft: %v again: stopping at once\n", s)
+		logger.Warn("stopping at once", "signal", s.String())
 		os.Exit(exitFailed)
 	}()
 	if o.demo {
 		return runDemo(demoBase, stdout, stderr, stop)
 	}
-	if err := runNode(cfg, stdout, stderr, stop); err != nil {
-		fmt.Fprintf(stderr, "raft: %v\n", err)
+	if err := runNode(cfg, stdout, logger, stop); err != nil {
+		logger.Error(err.Error())
 		return exitFailed
 	}
 	return exitOK
+}
+
+// newLogger returns the node's logger: records at level or above, on w, as text
+// (key=value) or as one JSON object per line.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func usageError(stderr io.Writer, err error) int {

@@ -16,7 +16,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/rpc"
 	"sync"
@@ -142,7 +142,7 @@ type transport struct {
 	id     string
 	dir    string        // the data dir, where snapshots to send are
 	report func(Message) // hands the event loop news from the transport (a snapshot not sent)
-	logger *log.Logger
+	logger *slog.Logger
 	peers  map[string]*peer
 	stopc  chan struct{}
 	wg     sync.WaitGroup
@@ -155,7 +155,7 @@ type transport struct {
 	ln           net.Listener
 }
 
-func newTransport(id, dir string, report func(Message), logger *log.Logger) *transport {
+func newTransport(id, dir string, report func(Message), logger *slog.Logger) *transport {
 	return &transport{id: id, dir: dir, report: report, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
 		dial: dialRPC, fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}, snapshotsOut: map[string]bool{}}
 }
@@ -181,7 +181,7 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 				return
 			default:
 			}
-			t.logger.Printf("accept on %s: %v", ln.Addr(), err)
+			t.logger.Error("accept failed", "addr", ln.Addr(), "err", err)
 			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: don't spin
 			continue
 		}
@@ -346,14 +346,14 @@ func messageBytes(m Message) int {
 func (p *peer) failed(err error) {
 	if !p.down {
 		p.down = true
-		p.t.logger.Printf("peer %s: %v (will keep retrying)", p.addr, err)
+		p.t.logger.Warn("peer unreachable; will keep retrying", "peer", p.addr, "err", err)
 	}
 }
 
 func (p *peer) recovered() {
 	if p.down {
 		p.down = false
-		p.t.logger.Printf("peer %s: reachable again", p.addr)
+		p.t.logger.Info("peer reachable again", "peer", p.addr)
 	}
 }
 

@@ -2,8 +2,7 @@
 package main
 
 import (
-	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/rpc"
 	"sync/atomic"
@@ -41,7 +40,7 @@ func serveSink(t *testing.T) (addr string, s *sink) {
 // Losing it cost elections their RequestVote and doubled failover time.
 func TestPeerResendsOverDeadIdleConnection(t *testing.T) {
 	addr, s := serveSink(t)
-	tr := newTransport("a", "", nil, log.New(io.Discard, "", 0))
+	tr := newTransport("a", "", nil, slog.New(slog.DiscardHandler))
 	defer tr.stop()
 	var dials atomic.Int32
 	tr.dial = func(addr string) (*rpc.Client, error) {
@@ -69,7 +68,7 @@ func TestPeerResendsOverDeadIdleConnection(t *testing.T) {
 // Messages to one peer arrive in the order they were sent.
 func TestPeerKeepsOrder(t *testing.T) {
 	addr, s := serveSink(t)
-	tr := newTransport("a", "", nil, log.New(io.Discard, "", 0))
+	tr := newTransport("a", "", nil, slog.New(slog.DiscardHandler))
 	defer tr.stop()
 	for i := 1; i <= 100; i++ {
 		tr.send([]Message{{Type: MsgApp, From: "a", To: addr, Term: uint64(i)}})

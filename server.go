@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log"
+	"log/slog"
 	"math/rand"
 	"net"
 	"net/rpc"
@@ -36,8 +37,8 @@ type node struct {
 	store  *storage
 	trans  *transport
 	sm     machine
-	out    *log.Logger // stdout: what applying entries prints
-	logger *log.Logger // stderr: what the node does
+	out    *log.Logger  // stdout: what applying entries prints
+	logger *slog.Logger // stderr: what the node does
 	tick   time.Duration
 
 	recvc chan Message
@@ -90,8 +91,8 @@ type proposal struct {
 }
 
 // runNode runs a node until stop is closed or it fails.
-func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) error {
-	logger := log.New(stderr, "", log.LstdFlags)
+func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan struct{}) error {
+	logger = logger.With("node", cfg.ID)
 	start := time.Now()
 	store, st, snapData, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
 	if err != nil {
@@ -99,14 +100,14 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 	}
 	defer store.Close()
 	if notice != "" {
-		logger.Print(notice)
+		logger.Info(notice)
 	}
 	var sm machine
 	if err := sm.restore(snapData, st.Snapshot.Machine); snapData != nil && err != nil {
 		return fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(cfg.DataDir, snapshotName(st.Snapshot)), err)
 	}
 	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
-		logger.Printf("the data dir holds the membership; -c %s is ignored", cfg.Bootstrap.Members)
+		logger.Warn("the data dir holds the membership; -c is ignored", "c", cfg.Bootstrap.Members)
 	}
 	ln, err := net.Listen("tcp", cfg.ID)
 	if err != nil {
@@ -137,11 +138,11 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 	if err != nil {
 		return fmt.Errorf("node %s stopped: %w", n.id, err)
 	}
-	logger.Printf("node %s stopped", n.id)
+	logger.Info("node stopped")
 	return nil
 }
 
-func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Writer, logger *log.Logger) *node {
+func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Writer, logger *slog.Logger) *node {
 	tick := max(min(cfg.Heartbeat/3, 10*time.Millisecond), time.Millisecond)
 	ticks := func(d time.Duration) int { return max(int((d+tick/2)/tick), 1) }
 	seed := fnv.New64a()
@@ -186,14 +187,13 @@ func (n *node) report(m Message) {
 
 func (n *node) logStart(cfg nodeConfig, st persistentState) {
 	s := n.core.status()
-	snap := ""
+	attrs := []any{"dir", cfg.DataDir, "loaded_in", n.loaded.Round(time.Millisecond).String(), "term", s.Term, "last_index", s.LastLog}
 	if st.Snapshot.Index > 0 {
-		snap = fmt.Sprintf(" (snapshot at %d)", st.Snapshot.Index)
+		attrs = append(attrs, "snapshot_index", st.Snapshot.Index)
 	}
-	n.logger.Printf("node %s listening; data dir %s loaded in %v; term %d, log up to index %d%s, members %v",
-		n.id, cfg.DataDir, n.loaded.Round(time.Millisecond), s.Term, s.LastLog, snap, s.Config.Members)
+	n.logger.Info("listening", append(attrs, "members", s.Config.Members)...)
 	if !s.Config.contains(n.id) {
-		n.logger.Printf("%s is not a member, so it will not campaign; add it with: raft -C addserver -m %s -S <member>", n.id, n.id)
+		n.logger.Info("not a member, so it will not campaign; add it with: raft -C addserver -m " + n.id + " -S <member>")
 	}
 	n.seen = s
 }
@@ -245,7 +245,7 @@ func (n *node) handleReady() error {
 		early, late := splitMessages(rd.Messages)
 		n.trans.send(early)
 		for _, w := range rd.Warnings {
-			n.logger.Print(w)
+			n.logger.Warn(w)
 		}
 		if rd.Snapshot != nil {
 			if err := n.installSnapshot(*rd.Snapshot); err != nil {
@@ -291,7 +291,7 @@ func (n *node) step(m Message) {
 func (n *node) dropUnusedSnapshots() {
 	for _, meta := range n.received {
 		if err := os.Remove(filepath.Join(n.dir, recvName(meta))); err != nil && !os.IsNotExist(err) {
-			n.logger.Printf("remove unused snapshot: %v", err)
+			n.logger.Warn("remove unused snapshot", "err", err)
 		}
 	}
 	n.received = nil
@@ -319,7 +319,7 @@ func (n *node) installSnapshot(meta SnapshotMeta) error {
 	}
 	n.quietTo = max(n.quietTo, meta.Index)
 	n.nextSnapshot = meta.Index + n.snapshotEntries // it has this one already
-	n.logger.Printf("installed snapshot %d (term %d, %d bytes) from the leader", meta.Index, meta.Term, len(data))
+	n.logger.Info("installed snapshot from the leader", "index", meta.Index, "term", meta.Term, "bytes", len(data))
 	return nil
 }
 
@@ -347,7 +347,7 @@ func (n *node) snapshotWritten(done snapshotDone) error {
 	n.snapshotting = false
 	if done.err != nil {
 		// The log is still whole; nothing is lost. Try again at the next threshold.
-		n.logger.Printf("snapshot at index %d failed: %v; the log stays whole until the next attempt", done.meta.Index, done.err)
+		n.logger.Error("snapshot failed; the log stays whole until the next attempt", "index", done.meta.Index, "err", done.err)
 		n.nextSnapshot = n.core.lastApplied + n.snapshotEntries
 		return nil
 	}
@@ -359,7 +359,7 @@ func (n *node) snapshotWritten(done snapshotDone) error {
 		return err
 	}
 	n.core.Compact(done.meta)
-	n.logger.Printf("snapshot at index %d (%d bytes, written in %v); log compacted", done.meta.Index, done.bytes, done.took.Round(time.Millisecond))
+	n.logger.Info("snapshot written; log compacted", "index", done.meta.Index, "bytes", done.bytes, "took", done.took.Round(time.Millisecond).String())
 	return nil
 }
 
@@ -369,13 +369,13 @@ func (n *node) caughtUp(cu catchUpResult) {
 	p := n.adding[cu.Server]
 	delete(n.adding, cu.Server)
 	if cu.Err != nil {
-		n.logger.Printf("not adding %s: %v", cu.Server, cu.Err)
+		n.logger.Warn("not adding server", "server", cu.Server, "err", cu.Err)
 		if p != nil {
 			p.done <- n.refusal(cu.Err)
 		}
 		return
 	}
-	n.logger.Printf("%s has caught up; adding it (entry %d)", cu.Server, cu.Index)
+	n.logger.Info("server caught up; adding it", "server", cu.Server, "index", cu.Index)
 	if p != nil {
 		p.index, p.term = cu.Index, cu.Term
 		n.pending[cu.Index] = p
@@ -390,9 +390,9 @@ func (n *node) handOff(wait time.Duration) {
 	case resp.NotLeader || resp.Error == errNoTransferTarget.Error():
 		// Not the leader, or the only member: nothing to hand over.
 	case resp.Status == StatusOK:
-		n.logger.Printf("handed leadership to %s before stopping", resp.Leader)
+		n.logger.Info("handed leadership over before stopping", "to", resp.Leader)
 	default:
-		n.logger.Printf("could not hand leadership over before stopping: %s", resp.Error)
+		n.logger.Warn("could not hand leadership over before stopping", "err", resp.Error)
 	}
 }
 
@@ -509,22 +509,22 @@ func (n *node) logTransitions() {
 	if s.Role != n.seen.Role || s.Term != n.seen.Term || s.Leader != n.seen.Leader {
 		switch {
 		case s.Role == leader:
-			n.logger.Printf("elected leader for term %d", s.Term)
+			n.logger.Info("elected leader", "term", s.Term)
 		case s.Role == candidate:
-			n.logger.Printf("campaigning for term %d", s.Term)
+			n.logger.Info("campaigning", "term", s.Term)
 		case s.Role == preCandidate && n.seen.Leader != noLeader:
-			n.logger.Printf("lost contact with leader %s in term %d; asking the others whether an election could succeed (pre-vote)", n.seen.Leader, s.Term)
+			n.logger.Warn("lost contact with the leader; asking the others whether an election could succeed (pre-vote)", "leader", n.seen.Leader, "term", s.Term)
 		case s.Leader != noLeader:
-			n.logger.Printf("following leader %s in term %d", s.Leader, s.Term)
+			n.logger.Info("following leader", "leader", s.Leader, "term", s.Term)
 		case n.seen.Role == leader:
-			n.logger.Printf("stepped down in term %d", s.Term)
+			n.logger.Info("stepped down", "term", s.Term)
 		}
 	}
 	if was, is := n.seen.Config.contains(n.id), s.Config.contains(n.id); was != is {
 		if is {
-			n.logger.Printf("%s is now a member of %v", n.id, s.Config.Members)
+			n.logger.Info("now a member", "members", s.Config.Members)
 		} else {
-			n.logger.Printf("%s is no longer a member of %v; it will not campaign", n.id, s.Config.Members)
+			n.logger.Info("no longer a member; it will not campaign", "members", s.Config.Members)
 		}
 	}
 	n.seen = s
@@ -592,7 +592,7 @@ func (n *node) propose(p *proposal) {
 		p.index, p.term, err = n.core.Propose(EntrySession, encodeCommand(c))
 	case cmdAddServer:
 		if err = n.core.AddServer(p.req.Message); err == nil {
-			n.logger.Printf("catching up %s before adding it", p.req.Message)
+			n.logger.Info("catching up a new server before adding it", "server", p.req.Message)
 			n.adding[p.req.Message] = p
 			return
 		}
@@ -607,7 +607,7 @@ func (n *node) propose(p *proposal) {
 	case cmdTransfer:
 		var to string
 		if to, err = n.core.TransferLeadership(p.req.Message); err == nil {
-			n.logger.Printf("transferring leadership to %s", to)
+			n.logger.Info("transferring leadership", "to", to)
 			p.req.Message = to
 			n.transfers = append(n.transfers, p)
 			return

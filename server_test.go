@@ -3,9 +3,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/rand"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 func testNode(out io.Writer) *node {
 	core := newRaft(coreConfig{ID: ":1", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
 		persistentState{Bootstrap: Config{Members: []string{":1", ":2", ":3"}}})
-	return &node{id: ":1", core: core, out: log.New(out, "", 0), logger: log.New(io.Discard, "", 0), pending: map[uint64]*proposal{}}
+	return &node{id: ":1", core: core, out: log.New(out, "", 0), logger: slog.New(slog.DiscardHandler), pending: map[uint64]*proposal{}}
 }
 
 // Checklist 6: a client is told "committed" only if the entry committed at its index
@@ -114,7 +116,7 @@ func storedNode(t *testing.T, snapshotEntries uint64) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newNode(cfg, st, store, io.Discard, log.New(io.Discard, "", 0))
+	n := newNode(cfg, st, store, io.Discard, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { close(n.donec); n.trans.stop(); store.Close() })
 	return n
 }
@@ -207,5 +209,32 @@ func TestWaitingCommandsAnsweredAtDeadline(t *testing.T) {
 	}
 	if len(later.done) != 0 || n.pending[8] == nil {
 		t.Fatal("a command still in its time was answered or dropped")
+	}
+}
+
+// With -log-format json every line a node writes to stderr is one JSON object with a
+// level and a message, and the node's identity on each.
+func TestNodeLogsJSON(t *testing.T) {
+	addr := freeAddrs(t, 1)[0]
+	cfg := nodeConfig{ID: addr, Bootstrap: Config{Members: []string{addr}}, DataDir: t.TempDir(),
+		Heartbeat: 30 * time.Millisecond, Election: 150 * time.Millisecond, MaxMessage: 1 << 20, NoHandOff: true}
+	logs := newLines()
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runNode(cfg, io.Discard, newLogger(logs, "json", slog.LevelDebug), stop) }()
+	if !logs.waitLine(`"msg":"elected leader"`) {
+		close(stop)
+		t.Fatalf("no election logged:\n%s", logs)
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	all, _ := logs.snapshot()
+	for _, l := range all {
+		var rec struct{ Level, Msg, Node string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Level == "" || rec.Msg == "" || rec.Node != addr {
+			t.Errorf("not a JSON log record of %s: %s (%v)", addr, l, err)
+		}
 	}
 }

@@ -123,7 +123,7 @@ func (t *transport) sendSnapshot(m Message) {
 		delete(t.snapshotsOut, m.To)
 		t.mu.Unlock()
 		if err != nil {
-			t.logger.Printf("sending snapshot %d to %s: %v (will retry)", m.Snapshot.Index, m.To, err)
+			t.logger.Warn("sending snapshot failed; will retry", "index", m.Snapshot.Index, "to", m.To, "err", err)
 			t.report(Message{Type: MsgSnapStatus, From: m.To, To: t.id, Term: m.Term})
 		}
 	}()

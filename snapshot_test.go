@@ -7,8 +7,7 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"math/rand"
 	"net"
 	"net/rpc"
@@ -215,7 +214,7 @@ func TestSnapshotStreamResumes(t *testing.T) {
 	go srv.Accept(ln)
 
 	failed := make(chan Message, 1)
-	tr := newTransport("a", leaderDir, func(m Message) { failed <- m }, log.New(io.Discard, "", 0))
+	tr := newTransport("a", leaderDir, func(m Message) { failed <- m }, slog.New(slog.DiscardHandler))
 	defer tr.stop()
 	tr.send([]Message{{Type: MsgSnap, From: "a", To: f.id, Term: 3, Snapshot: &meta}})
 	select {
