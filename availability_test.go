@@ -5,6 +5,7 @@ package main
 
 import (
 	"math/rand"
+	"strings"
 	"testing"
 )
 
@@ -119,6 +120,39 @@ func TestVoteIgnoredWhileLeaderKnown(t *testing.T) {
 	r2.Step(Message{Type: MsgVote, From: "c", To: "a", Term: 9})
 	if rd := r2.Ready(); r2.currentTerm != 9 || len(rd.Messages) != 1 || !rd.Messages[0].Success {
 		t.Fatalf("after the leader fell silent, the vote was not granted: term %d, %+v", r2.currentTerm, rd.Messages)
+	}
+}
+
+// A message from a server this one has never had in a configuration, with a term far
+// ahead of its own, changes nothing (term, vote, leader, log) and is reported; the same
+// term from a member is taken up, as is a non-member's term within reach.
+func TestFarFutureTermFromNonMemberRefused(t *testing.T) {
+	newCore := func() *raft {
+		return newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+			persistentState{HardState: HardState{Term: 3, Vote: "b"}, Entries: []Entry{{Index: 1, Term: 3}}, Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	}
+	far := uint64(3 + maxTermLead + 1)
+	for _, typ := range []MsgType{MsgVote, MsgPreVote, MsgApp, MsgHeartbeat, MsgSnap, MsgTimeoutNow, MsgAppResp} {
+		r := newCore()
+		r.Step(Message{Type: typ, From: "x", To: "a", Term: far, LastLogIndex: 9, LastLogTerm: far, Commit: 1,
+			Entries: []Entry{{Index: 2, Term: far}}, Snapshot: &SnapshotMeta{Index: 5, Term: far, Config: Config{Members: []string{"x"}}}})
+		rd := r.Ready()
+		if r.currentTerm != 3 || r.votedFor != "b" || r.log.lastIndex() != 1 || r.leader != noLeader || rd.HardState != nil || len(rd.Messages) != 0 || rd.Snapshot != nil {
+			t.Errorf("%v from non-member x with term %d: term %d vote %q last index %d leader %q, ready %+v", typ, far, r.currentTerm, r.votedFor, r.log.lastIndex(), r.leader, rd)
+		}
+		if len(rd.Warnings) != 1 || !strings.Contains(rd.Warnings[0], "not a member") {
+			t.Errorf("%v from non-member x: warnings %q", typ, rd.Warnings)
+		}
+	}
+	r := newCore()
+	r.Step(Message{Type: MsgHeartbeat, From: "c", To: "a", Term: far})
+	if r.currentTerm != far || r.leader != "c" {
+		t.Errorf("a member's heartbeat of term %d: term %d leader %q", far, r.currentTerm, r.leader)
+	}
+	r = newCore()
+	r.Step(Message{Type: MsgHeartbeat, From: "x", To: "a", Term: 3 + maxTermLead})
+	if r.currentTerm != 3+maxTermLead || r.leader != "x" {
+		t.Errorf("a non-member leader %d terms ahead (a configuration this server has not seen yet): term %d leader %q", maxTermLead, r.currentTerm, r.leader)
 	}
 }
 

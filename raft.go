@@ -198,6 +198,12 @@ const (
 	catchUpIdleTimeout = 10 // election timeouts
 )
 
+// A message from a server outside every configuration this one knows is refused if its
+// term is more than this far ahead. Pre-vote keeps terms from growing without real
+// elections, so a member that missed this many is not a plausible case; a buggy or
+// malicious node, or a corrupt term, is.
+const maxTermLead = 1000
+
 type role uint8
 
 const (
@@ -365,6 +371,17 @@ func newRaft(c coreConfig, st persistentState) *raft {
 // config is the configuration in effect: the latest in the log.
 func (r *raft) config() Config { return r.configs[len(r.configs)-1].config }
 
+// knows reports whether id is in any configuration this server holds, or is being
+// caught up to join.
+func (r *raft) knows(id string) bool {
+	for _, c := range r.configs {
+		if c.config.contains(id) {
+			return true
+		}
+	}
+	return r.progress[id] != nil
+}
+
 // configIndex is the index of the entry that carried the configuration in effect.
 func (r *raft) configIndex() uint64 { return r.configs[len(r.configs)-1].index }
 
@@ -439,6 +456,13 @@ func (r *raft) inLease() bool {
 // Step advances the core by one message from another server.
 func (r *raft) Step(m Message) {
 	switch {
+	case m.Term > r.currentTerm+maxTermLead && !r.knows(m.From):
+		// A server outside every configuration this one knows cannot be the leader it
+		// lags behind by this many terms: a buggy or misconfigured node, or garbage. Its
+		// term would be adopted for good, so the message changes nothing.
+		r.warnings = append(r.warnings, fmt.Sprintf("refused %s from %s: term %d is more than %d terms ahead of this server's %d, and %s is not a member",
+			m.Type, m.From, m.Term, maxTermLead, r.currentTerm, m.From))
+		return
 	case (m.Type == MsgVote || m.Type == MsgPreVote) && !m.Transfer && r.inLease():
 		// §4.2.3: while a leader is known, votes are not even considered, and a
 		// RequestVote's newer term is not adopted. A PreVote is refused.
