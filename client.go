@@ -362,7 +362,7 @@ func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, erro
 // printStatus writes a node's status as a small table for people.
 func printStatus(w io.Writer, st NodeStatus) {
 	fmt.Fprintf(w, "%s: %s, term %d, leader %s\n", st.ID, st.Role, st.Term, orDash(st.Leader))
-	fmt.Fprintf(w, "commit %d, applied %d, last log index %d, snapshot at %d\n", st.Commit, st.Applied, st.LastIndex, st.SnapshotIndex)
+	fmt.Fprintf(w, "commit %d, applied %d, last log index %d, snapshot at %d, cluster %s\n", st.Commit, st.Applied, st.LastIndex, st.SnapshotIndex, st.Cluster)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tVOTER\tMATCH\tLAG\tLAST CONTACT")
 	for _, m := range st.Members {

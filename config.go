@@ -4,6 +4,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"flag"
@@ -29,6 +31,25 @@ func (c Config) contains(id string) bool { return slices.Contains(c.Members, id)
 
 // quorum is the number of votes or replicas that make a majority of the configuration.
 func (c Config) quorum() int { return len(c.Members)/2 + 1 }
+
+// newClusterID names a new cluster by its first configuration and the operator's token:
+// every member of that configuration computes the same id on its own.
+func newClusterID(bootstrap Config, token string) uint64 {
+	h := sha256.New()
+	for _, m := range slices.Sorted(slices.Values(bootstrap.Members)) {
+		h.Write([]byte(m + "\n"))
+	}
+	h.Write([]byte("token " + token))
+	id := binary.BigEndian.Uint64(h.Sum(nil))
+	return max(id, 1) // 0 means "not known yet"
+}
+
+func formatClusterID(id uint64) string {
+	if id == 0 {
+		return "none yet"
+	}
+	return fmt.Sprintf("%016x", id)
+}
 
 // ConfOp is the kind of a single-server membership change.
 type ConfOp uint8
@@ -109,6 +130,7 @@ type options struct {
 	demo     bool
 	maxMsg   int
 	logFmt   string
+	token    string
 	logLevel string
 
 	// Client.
@@ -135,6 +157,7 @@ type nodeConfig struct {
 	SnapshotEntries uint64
 	NoHandOff       bool       // on stop, a leader just stops (the demo stops every member at once)
 	MaxMessage      int        // bytes in a client message, at most
+	ClusterToken    string     // mixed into the cluster id of a new cluster
 	LogFormat       string     // "text" or "json"
 	LogLevel        slog.Level // the least important log record written
 }
@@ -200,6 +223,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
+	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the least important node log record written: debug, info, warn or error")
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
@@ -240,7 +264,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "log-format", "log-level"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "cluster-token", "log-format", "log-level"}
 var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
@@ -289,7 +313,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		}
 	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, LogFormat: o.logFmt, LogLevel: level}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, LogFormat: o.logFmt, LogLevel: level}, nil
 }
 
 // clientConfigFrom validates the client flags.

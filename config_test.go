@@ -156,3 +156,18 @@ func TestConfChangeEncoding(t *testing.T) {
 		}
 	}
 }
+
+// Every member of a first configuration names the cluster alike, whatever the order of
+// -c; another configuration or another token names another cluster.
+func TestClusterID(t *testing.T) {
+	abc := newClusterID(Config{Members: []string{":1", ":2", ":3"}}, "")
+	if cba := newClusterID(Config{Members: []string{":3", ":2", ":1"}}, ""); cba != abc || abc == 0 {
+		t.Fatalf("ids %x and %x for the same members", abc, cba)
+	}
+	if ab := newClusterID(Config{Members: []string{":1", ":2"}}, ""); ab == abc {
+		t.Fatal("two configurations, one id")
+	}
+	if tok := newClusterID(Config{Members: []string{":1", ":2", ":3"}}, "blue"); tok == abc {
+		t.Fatal("a token did not change the id")
+	}
+}

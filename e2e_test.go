@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -447,6 +448,33 @@ func TestEndToEndOneNodeClusterGrows(t *testing.T) {
 	c.waitAll([]string{a, b}, " Added new peer "+b, 1)
 	c.send(b, "print")
 	c.waitAll([]string{a, b}, " Logs [alone print]", 1)
+	// The spare learned the cluster id from the leader.
+	if ida, idb := c.status(a).Cluster, c.status(b).Cluster; ida != idb || len(ida) != 16 {
+		t.Fatalf("cluster ids: %s has %q, the added %s has %q", a, ida, b, idb)
+	}
+
+	// A node of another cluster that names a member in its -c (a copy-paste error) is
+	// refused: the member logs it once, and neither its term nor its log changes.
+	stray := freeAddrs(t, 1)[0]
+	before := c.status(a)
+	sp := c.startWith(stray, "-c", stray+","+a, "-p", stray)
+	if !c.procs[a].stderr.waitLine("refused messages from " + stray) {
+		t.Fatalf("%s did not log refusing the stray node:\n%s", a, c.procs[a].stderr)
+	}
+	if !sp.stderr.waitLine("refused messages from " + stray) {
+		t.Fatalf("the stray node was not told why:\n%s", sp.stderr)
+	}
+	if r := c.send(a, "after"); r.code != 0 || r.leader != a { // the member serves on
+		t.Fatalf("append after the stray node came: exit %d, leader %q", r.code, r.leader)
+	}
+	after := c.status(a)
+	if after.Term != before.Term || after.LastIndex != before.LastIndex+1 || after.Cluster == c.status(stray).Cluster {
+		t.Fatalf("the stray node changed %s: before %+v, after %+v", a, before, after)
+	}
+	all, _ := c.procs[a].stderr.snapshot()
+	if n := len(slices.DeleteFunc(all, func(l string) bool { return !strings.Contains(l, "refused messages from "+stray) })); n != 1 {
+		t.Fatalf("%s logged the stray node's refusal %d times, want once", a, n)
+	}
 }
 
 // Failures the client must report clearly, with the documented exit status.

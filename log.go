@@ -2,7 +2,7 @@
 //
 // A data dir (format version 2) holds:
 //
-//	meta                      whose dir it is: format version, node id, first configuration
+//	meta                      whose dir it is: format version, node id, first configuration, cluster id
 //	wal-0000000000000001.log  the write-ahead log, in segments numbered consecutively
 //	wal-0000000000000002.log  ...; only the last one is written to
 //	snap-<index>-<term>.snap  the latest snapshot, if the log has been compacted (snapshot.go)
@@ -40,6 +40,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -67,6 +68,10 @@ type walMeta struct {
 	Version   int
 	ID        string
 	Bootstrap Config
+	// The cluster the data dir belongs to; members refuse messages from any other.
+	// 0: not known yet (a spare learns it from the first leader that contacts it, and
+	// a dir written before cluster ids has it set when opened).
+	ClusterID uint64
 }
 
 // logPosition names a log entry.
@@ -118,6 +123,9 @@ type storage struct {
 	hs   HardState
 	last logPosition
 	snap SnapshotMeta
+
+	metaMu sync.Mutex // guards meta: SetClusterID may be called by any goroutine
+	meta   walMeta
 }
 
 // openStorage opens (or creates) the data dir of node id and loads what it holds: the
@@ -143,10 +151,10 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 	}
 	if d.meta == nil {
 		// A new data dir: the meta file, then the first segment (which opens below).
-		if err := writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}))); err != nil {
+		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}
+		if err := writeMeta(dir, *d.meta); err != nil {
 			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
 		}
-		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}
 		d.state.Bootstrap = bootstrap
 	}
 	st = d.state.persistentState
@@ -167,7 +175,7 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 	}
 	if d.legacy {
 		// Format version 1: the single log file becomes the first segment.
-		if err := writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}))); err != nil {
+		if err := writeMeta(dir, walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}); err != nil {
 			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
 		}
 		if err := os.Rename(filepath.Join(dir, legacyWALName), filepath.Join(dir, segmentName(1))); err != nil {
@@ -176,6 +184,7 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
 	}
 	s.segs = d.segs
+	s.meta = walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap, ClusterID: d.meta.ClusterID}
 	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
 	if err := removeStale(dir, st.Snapshot, true); err != nil {
 		return nil, st, nil, "", err
@@ -184,6 +193,30 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		return nil, st, nil, "", err
 	}
 	return s, st, snapData, notice, nil
+}
+
+func writeMeta(dir string, m walMeta) error {
+	return writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(m)))
+}
+
+// ClusterID is the cluster the data dir belongs to (0: not known yet).
+func (s *storage) ClusterID() uint64 {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.meta.ClusterID
+}
+
+// SetClusterID records, durably, that the data dir belongs to cluster id.
+func (s *storage) SetClusterID(id uint64) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	m := s.meta
+	m.ClusterID = id
+	if err := writeMeta(s.dir, m); err != nil {
+		return fmt.Errorf("record the cluster id: %w", err)
+	}
+	s.meta = m
+	return nil
 }
 
 // dataDir is what readDataDir found.

@@ -25,6 +25,7 @@ import (
 
 // Batch is the argument of Raft.Deliver.
 type Batch struct {
+	Cluster  uint64 // the sender's cluster id: members of other clusters are refused
 	Messages []Message
 }
 
@@ -57,6 +58,7 @@ type NodeStatus struct {
 	Applied       uint64         `json:"applied_index"`
 	LastIndex     uint64         `json:"last_log_index"`
 	SnapshotIndex uint64         `json:"snapshot_index"`
+	Cluster       string         `json:"cluster_id"`
 	Members       []MemberStatus `json:"members"`
 }
 
@@ -115,11 +117,21 @@ type rpcService struct{ n *node }
 
 // Deliver hands a batch of messages to the event loop.
 func (s *rpcService) Deliver(b *Batch, _ *Ack) error {
+	if len(b.Messages) == 0 {
+		return nil
+	}
+	m := b.Messages[0]
+	if err := s.n.checkCluster(b.Cluster, m.From, m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap); err != nil {
+		return err
+	}
 	return s.n.deliver(b.Messages)
 }
 
 // InstallSnapshot takes a piece of a snapshot from the leader.
 func (s *rpcService) InstallSnapshot(c *SnapshotChunk, ack *SnapshotAck) error {
+	if err := s.n.checkCluster(c.Cluster, c.From, true); err != nil {
+		return err
+	}
 	return s.n.receiveSnapshot(c, ack)
 }
 
@@ -147,6 +159,8 @@ type transport struct {
 	stopc  chan struct{}
 	wg     sync.WaitGroup
 	dial   func(addr string) (*rpc.Client, error) // how peers connect (a test replaces it)
+	// The cluster id stamped on what this server sends (nil: none, in tests).
+	cluster func() uint64
 
 	mu           sync.Mutex
 	fwd          map[string]*rpc.Client // connections used to forward commands, by leader address
@@ -166,6 +180,13 @@ func dialRPC(addr string) (*rpc.Client, error) {
 		return nil, err
 	}
 	return rpc.NewClient(conn), nil
+}
+
+func (t *transport) clusterID() uint64 {
+	if t.cluster == nil {
+		return 0
+	}
+	return t.cluster()
 }
 
 // serve accepts connections on ln and serves srv on each until stop.
@@ -307,7 +328,7 @@ func (p *peer) run() {
 
 // deliver makes one bounded Deliver call.
 func (p *peer) deliver(client *rpc.Client, batch []Message) error {
-	call := client.Go("Raft.Deliver", &Batch{Messages: batch}, &Ack{}, make(chan *rpc.Call, 1))
+	call := client.Go("Raft.Deliver", &Batch{Cluster: p.t.clusterID(), Messages: batch}, &Ack{}, make(chan *rpc.Call, 1))
 	timer := time.NewTimer(deliverTimeout)
 	defer timer.Stop()
 	select {

@@ -69,6 +69,9 @@ type node struct {
 	snapshotting    bool              // a snapshot is being written in the background
 	snapc           chan snapshotDone // where it reports
 
+	clusterMu     sync.Mutex      // serializes learning the cluster id; guards clusterWarned
+	clusterWarned map[string]bool // senders of other clusters already logged
+
 	recvMu   sync.Mutex     // guards recv (RPC handlers)
 	recv     *incoming      // a snapshot being received from the leader
 	received []SnapshotMeta // snapshots handed to the core since the last Ready
@@ -108,6 +111,14 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
 		logger.Warn("the data dir holds the membership; -c is ignored", "c", cfg.Bootstrap.Members)
+	}
+	if store.ClusterID() == 0 && st.Bootstrap.contains(cfg.ID) {
+		// A member of the first configuration: its cluster is named by that configuration
+		// (and -cluster-token), the same on every member without a word exchanged. A spare
+		// learns the id from the first leader that contacts it.
+		if err := store.SetClusterID(newClusterID(st.Bootstrap, cfg.ClusterToken)); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.ID)
 	if err != nil {
@@ -166,6 +177,9 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		snapc: make(chan snapshotDone, 1),
 	}
 	n.trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
+	if store != nil {
+		n.trans.cluster = store.ClusterID
+	}
 	return n
 }
 
@@ -187,7 +201,7 @@ func (n *node) report(m Message) {
 
 func (n *node) logStart(cfg nodeConfig, st persistentState) {
 	s := n.core.status()
-	attrs := []any{"dir", cfg.DataDir, "loaded_in", n.loaded.Round(time.Millisecond).String(), "term", s.Term, "last_index", s.LastLog}
+	attrs := []any{"cluster_id", formatClusterID(n.store.ClusterID()), "dir", cfg.DataDir, "loaded_in", n.loaded.Round(time.Millisecond).String(), "term", s.Term, "last_index", s.LastLog}
 	if st.Snapshot.Index > 0 {
 		attrs = append(attrs, "snapshot_index", st.Snapshot.Index)
 	}
@@ -449,7 +463,7 @@ func (n *node) status() (NodeStatus, error) {
 	}
 	s := <-reply
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Cluster: formatClusterID(n.store.ClusterID())}
 	peers := map[string]peerStatus{}
 	for _, p := range s.Peers {
 		peers[p.ID] = p
@@ -710,6 +724,39 @@ func checkMessage(m Message) error {
 		}
 	}
 	return nil
+}
+
+// checkCluster refuses messages from a server of another cluster: a stray node of an
+// old cluster on the same address, or a member of another cluster given a wrong -c. A
+// server that does not know its cluster yet (a spare no leader has contacted) joins
+// the cluster of the first leader that does (fromLeader).
+func (n *node) checkCluster(cluster uint64, from string, fromLeader bool) error {
+	mine := n.store.ClusterID()
+	if cluster == mine && mine != 0 {
+		return nil
+	}
+	n.clusterMu.Lock()
+	defer n.clusterMu.Unlock()
+	if mine = n.store.ClusterID(); mine == 0 && cluster != 0 && fromLeader {
+		if err := n.store.SetClusterID(cluster); err != nil {
+			return err
+		}
+		n.logger.Info("joined the cluster of the leader that contacted this server", "cluster_id", formatClusterID(cluster), "leader", from)
+		return nil
+	}
+	if cluster == mine && mine != 0 {
+		return nil
+	}
+	err := fmt.Errorf("%s refused messages from %s: it is of cluster %s, and %s of cluster %s (a data dir belongs to one cluster: check -c, -d and -cluster-token)",
+		n.id, from, formatClusterID(cluster), n.id, formatClusterID(mine))
+	if key := from + "/" + formatClusterID(cluster); !n.clusterWarned[key] {
+		if n.clusterWarned == nil {
+			n.clusterWarned = map[string]bool{}
+		}
+		n.clusterWarned[key] = true
+		n.logger.Warn(err.Error())
+	}
+	return err
 }
 
 // command runs a client command: through the loop, or forwarded to the leader.

@@ -9,6 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,49 @@ func TestNodeLogsJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Level == "" || rec.Msg == "" || rec.Node != addr {
 			t.Errorf("not a JSON log record of %s: %s (%v)", addr, l, err)
 		}
+	}
+}
+
+// Messages of another cluster never reach the loop, and the refusal is logged once per
+// sender; a server that does not know its cluster yet joins the first leader's, for
+// good, and only a leader's.
+func TestOtherClusterRefused(t *testing.T) {
+	n := storedNode(t, 0)
+	logs := newLines()
+	n.logger = slog.New(slog.NewTextHandler(logs, nil))
+	svc := &rpcService{n}
+	from := "127.0.0.1:2"
+	vote := Message{Type: MsgVote, From: from, To: n.id, Term: 1}
+	beat := Message{Type: MsgHeartbeat, From: from, To: n.id, Term: 1}
+	if err := svc.Deliver(&Batch{Cluster: 7, Messages: []Message{vote}}, &Ack{}); err == nil || n.store.ClusterID() != 0 {
+		t.Fatalf("a vote request made the node join cluster %d (err %v)", n.store.ClusterID(), err)
+	}
+	if err := svc.Deliver(&Batch{Cluster: 7, Messages: []Message{beat}}, &Ack{}); err != nil || n.store.ClusterID() != 7 {
+		t.Fatalf("a leader's heartbeat: err %v, cluster %d; want 7", err, n.store.ClusterID())
+	}
+	if m := <-n.recvc; m.Type != MsgHeartbeat {
+		t.Fatalf("the loop got %+v", m)
+	}
+	for range 3 {
+		if err := svc.Deliver(&Batch{Cluster: 8, Messages: []Message{beat}}, &Ack{}); err == nil || !strings.Contains(err.Error(), "cluster 0000000000000008") {
+			t.Fatalf("a heartbeat of cluster 8: err %v", err)
+		}
+	}
+	if err := svc.Deliver(&Batch{Messages: []Message{beat}}, &Ack{}); err == nil {
+		t.Fatal("a heartbeat with no cluster id was taken")
+	}
+	var ack SnapshotAck
+	if err := svc.InstallSnapshot(&SnapshotChunk{Cluster: 8, From: from, To: n.id, Term: 1, Data: []byte("x")}, &ack); err == nil || n.recv != nil {
+		t.Fatalf("a snapshot of cluster 8: err %v, receiving %v", err, n.recv != nil)
+	}
+	if len(n.recvc) != 0 || n.store.ClusterID() != 7 {
+		t.Fatalf("refused messages reached the loop (%d) or changed the cluster (%d)", len(n.recvc), n.store.ClusterID())
+	}
+	all, _ := logs.snapshot()
+	if got := len(slices.DeleteFunc(all, func(l string) bool { return !strings.Contains(l, "of cluster 0000000000000008") })); got != 1 {
+		t.Fatalf("the refusals of cluster 8 were logged %d times, want once:\n%s", got, logs)
+	}
+	if d, err := readDataDir(n.dir, n.id); err != nil || d.meta.ClusterID != 7 {
+		t.Fatalf("the data dir records cluster %v (%v), want 7", d.meta, err)
 	}
 }

@@ -81,6 +81,7 @@ func decodeSnapshotFile(file []byte) (SnapshotMeta, []byte, error) {
 
 // SnapshotChunk is the argument of Raft.InstallSnapshot: a piece of a snapshot file.
 type SnapshotChunk struct {
+	Cluster  uint64 // the sender's cluster id
 	From, To string
 	Term     uint64
 	Meta     SnapshotMeta
@@ -151,7 +152,7 @@ func (t *transport) streamSnapshot(m Message) error {
 		if err != nil && err != io.EOF {
 			return err
 		}
-		chunk := &SnapshotChunk{From: t.id, To: m.To, Term: m.Term, Meta: *m.Snapshot, Offset: off, Data: buf[:n],
+		chunk := &SnapshotChunk{Cluster: t.clusterID(), From: t.id, To: m.To, Term: m.Term, Meta: *m.Snapshot, Offset: off, Data: buf[:n],
 			Done: off+int64(n) == info.Size()}
 		var ack SnapshotAck
 		call := client.Go("Raft.InstallSnapshot", chunk, &ack, make(chan *rpc.Call, 1))
