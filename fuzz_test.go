@@ -6,7 +6,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/gob"
+	"io"
+	"log/slog"
 	"math/rand"
+	"net/rpc"
 	"testing"
 )
 
@@ -60,3 +65,82 @@ func fuzzCore(asLeader bool) *raft {
 	}
 	return r
 }
+
+// FuzzRPCRequest feeds arbitrary bytes to the server's RPC codec, as a connection would,
+// and takes each request that decodes the way the server does: a batch's messages
+// through checkMessage into a follower's and a leader's core, a command through
+// checkCommand. Nothing may panic, and an oversized request is refused.
+//
+//	go test -run '^$' -fuzz FuzzRPCRequest -fuzztime 1m .
+func FuzzRPCRequest(f *testing.F) {
+	request := func(method string, body any) []byte {
+		var buf bytes.Buffer
+		enc := gob.NewEncoder(&buf)
+		if err := enc.Encode(&rpc.Request{ServiceMethod: method, Seq: 1}); err != nil {
+			f.Fatal(err)
+		}
+		if err := enc.Encode(body); err != nil {
+			f.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	f.Add(request("Raft.Deliver", &Batch{Cluster: 7, Messages: []Message{
+		{Type: MsgApp, From: "b", To: "a", Term: 3, PrevLogIndex: 10, PrevLogTerm: 3, LeaderCommit: 6, Entries: []Entry{{Index: 11, Term: 3, Data: []byte("x")}}},
+		{Type: MsgAppResp, From: "b", To: "a", Term: 3, MatchIndex: 10, Success: true}}}))
+	f.Add(request("Raft.Deliver", &Batch{Messages: []Message{{Type: MsgAppResp, From: "zz", To: "a", Term: 3, RejectIndex: 4}}}))
+	f.Add(request("Raft.Command", &CommandRequest{Command: cmdClient, Message: "I like beer.", Session: 1, Seq: 2}))
+	f.Add(request("Raft.InstallSnapshot", &SnapshotChunk{From: "b", To: "a", Term: 3, Meta: SnapshotMeta{Index: 5, Term: 1}, Data: []byte("abc")}))
+	f.Add(request("Raft.Status", &StatusRequest{}))
+	f.Add([]byte{0xfc, 0x40, 0, 0, 0, 1, 2, 3}) // claims a 1 GiB message
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := newServerCodec(nopCloser{bytes.NewReader(data)}, "fuzz", slog.New(slog.DiscardHandler))
+		for range 8 {
+			var req rpc.Request
+			if c.ReadRequestHeader(&req) != nil {
+				return
+			}
+			switch req.ServiceMethod {
+			case "Raft.Deliver":
+				var b Batch
+				if c.ReadRequestBody(&b) != nil {
+					return
+				}
+				for _, asLeader := range []bool{false, true} {
+					r := fuzzCore(asLeader)
+					for _, m := range b.Messages {
+						if m.To != "a" || checkMessage(m) != nil {
+							continue // refused by node.deliver
+						}
+						r.Step(m)
+						for r.hasReady() {
+							r.Advance(r.Ready())
+						}
+					}
+				}
+			case "Raft.Command":
+				var cr CommandRequest
+				if c.ReadRequestBody(&cr) != nil {
+					return
+				}
+				if checkCommand(&cr, 1<<20) == nil && len(cr.Message) > 1<<20 {
+					t.Fatalf("a %d-byte message passed the 1 MiB limit", len(cr.Message))
+				}
+			case "Raft.InstallSnapshot":
+				var sc SnapshotChunk
+				if c.ReadRequestBody(&sc) != nil {
+					return
+				}
+			default:
+				if c.ReadRequestBody(nil) != nil {
+					return
+				}
+			}
+		}
+	})
+}
+
+// nopCloser is a connection that only reads.
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Write(p []byte) (int, error) { return len(p), nil }
+func (nopCloser) Close() error                { return nil }

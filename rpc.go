@@ -14,12 +14,16 @@
 package main
 
 import (
+	"bufio"
+	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/rpc"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -104,6 +108,11 @@ const (
 	maxRedialWait   = 500 * time.Millisecond
 	maxCommandWait  = 60 * time.Second
 	forwardOverhead = 500 * time.Millisecond // extra time a forwarder waits for the leader's own answer
+	// The largest gob message a server reads: a batch of messages (maxBatchBytes, or one
+	// AppendEntries of up to 2 MiB), a snapshot piece (1 MiB) or a client message
+	// (-max-message, at most 1 MiB), with room to spare. Larger is refused before it is
+	// read: the gob decoder would allocate whatever size the sender claims.
+	maxRPCBytes = 16 << 20
 )
 
 // errStopping: this server is shutting down.
@@ -210,7 +219,7 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 		t.conns[conn] = true
 		t.mu.Unlock()
 		go func() {
-			srv.ServeConn(conn)
+			srv.ServeCodec(newServerCodec(conn, conn.RemoteAddr().String(), t.logger))
 			t.mu.Lock()
 			delete(t.conns, conn)
 			t.mu.Unlock()
@@ -446,4 +455,117 @@ func (t *transport) dropForwardClient(addr string, c *rpc.Client) {
 	}
 	t.mu.Unlock()
 	c.Close()
+}
+
+// serverCodec is net/rpc's gob codec for the server side, with two additions: a request
+// larger than maxRPCBytes is refused before it is read, and a request that does not
+// decode is logged with where it came from. Either way the connection is closed; the
+// node serves on.
+type serverCodec struct {
+	conn   io.ReadWriteCloser
+	remote string
+	logger *slog.Logger
+	dec    *gob.Decoder
+	enc    *gob.Encoder
+	out    *bufio.Writer
+	closed bool
+}
+
+func newServerCodec(conn io.ReadWriteCloser, remote string, logger *slog.Logger) *serverCodec {
+	out := bufio.NewWriter(conn)
+	return &serverCodec{conn: conn, remote: remote, logger: logger,
+		dec: gob.NewDecoder(bufio.NewReader(&gobLimit{r: conn, limit: maxRPCBytes})), enc: gob.NewEncoder(out), out: out}
+}
+
+func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
+	return c.refused(c.dec.Decode(r))
+}
+
+func (c *serverCodec) ReadRequestBody(body any) error {
+	return c.refused(c.dec.Decode(body))
+}
+
+// refused logs a request that could not be read, unless the connection just ended.
+func (c *serverCodec) refused(err error) error {
+	var netErr net.Error
+	if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.As(err, &netErr) && !errors.Is(err, syscall.ECONNRESET) {
+		c.logger.Warn("refused a request that does not decode; connection closed", "from", c.remote, "err", err)
+	}
+	return err
+}
+
+func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
+	if err := c.enc.Encode(r); err != nil {
+		c.Close()
+		return err
+	}
+	if err := c.enc.Encode(body); err != nil {
+		c.Close()
+		return err
+	}
+	return c.out.Flush()
+}
+
+func (c *serverCodec) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.conn.Close()
+}
+
+// gobLimit passes a gob stream through, refusing a message whose length prefix (a gob
+// unsigned integer: one byte below 128, else the negated count of big-endian bytes
+// that follow) says it is larger than limit.
+type gobLimit struct {
+	r       io.Reader
+	limit   uint64
+	pending []byte // the current message's length prefix, not yet passed on
+	left    uint64 // bytes of the current message not yet passed on
+}
+
+func (g *gobLimit) Read(p []byte) (int, error) {
+	if len(g.pending) == 0 && g.left == 0 {
+		if err := g.next(); err != nil {
+			return 0, err
+		}
+	}
+	if len(g.pending) > 0 {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	if uint64(len(p)) > g.left {
+		p = p[:g.left]
+	}
+	n, err := g.r.Read(p)
+	g.left -= uint64(n)
+	return n, err
+}
+
+// next reads the length prefix of the next message.
+func (g *gobLimit) next() error {
+	var b [9]byte
+	if _, err := io.ReadFull(g.r, b[:1]); err != nil {
+		return err // io.EOF between messages: the stream ended cleanly
+	}
+	size, k := uint64(b[0]), 1
+	if b[0] >= 0x80 {
+		k += 256 - int(b[0])
+		if k > len(b) {
+			return fmt.Errorf("malformed request: a length prefix of %d bytes", k-1)
+		}
+		if _, err := io.ReadFull(g.r, b[1:k]); err != nil {
+			return io.ErrUnexpectedEOF
+		}
+		size = 0
+		for _, c := range b[1:k] {
+			size = size<<8 | uint64(c)
+		}
+	}
+	if size > g.limit {
+		return fmt.Errorf("a request of %d bytes is over the limit of %d", size, g.limit)
+	}
+	g.pending, g.left = append(g.pending[:0], b[:k]...), size
+	return nil
 }

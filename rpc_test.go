@@ -2,6 +2,7 @@
 package main
 
 import (
+	"bytes"
 	"log/slog"
 	"net"
 	"net/rpc"
@@ -82,5 +83,63 @@ func TestPeerKeepsOrder(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("message %d never arrived", i)
 		}
+	}
+}
+
+// A request claiming to be larger than maxRPCBytes is refused before it is read, and a
+// request that does not decode is refused: each closes its connection, is logged with
+// the sender's address, and the server serves the next connection as before.
+func TestBadRequestsRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLines()
+	s := &sink{got: make(chan Message, 100)}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Raft", s); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport("a", "", nil, slog.New(slog.NewTextHandler(logs, nil)))
+	go tr.serve(ln, srv)
+	defer tr.stop()
+
+	cases := []struct {
+		name string
+		send []byte
+		log  string
+	}{
+		{"1 GiB length prefix", []byte{0xfc, 0x40, 0, 0, 0, 'x'}, "over the limit"},
+		{"garbage", bytes.Repeat([]byte("garbage "), 20), "does not decode"},
+		{"9-byte length prefix", []byte{0xf0, 1, 2, 3}, "malformed request"},
+	}
+	for _, tc := range cases {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(tc.send)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := conn.Read(make([]byte, 1)); err == nil || n != 0 {
+			t.Errorf("%s: the server answered (%d bytes) instead of closing the connection", tc.name, n)
+		}
+		conn.Close()
+		if !logs.waitLine(tc.log) {
+			t.Errorf("%s: nothing logged about it:\n%s", tc.name, logs)
+		}
+	}
+	if all, _ := logs.snapshot(); len(all) != len(cases) {
+		t.Errorf("want one log line per bad request:\n%s", logs)
+	}
+	c, err := dialRPC(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Call("Raft.Deliver", &Batch{Messages: []Message{{Type: MsgVote, From: "b", To: "a", Term: 2}}}, &Ack{}); err != nil {
+		t.Fatalf("a good request after the bad ones: %v", err)
+	}
+	if m := <-s.got; m.Type != MsgVote || m.Term != 2 {
+		t.Fatalf("delivered %+v", m)
 	}
 }
