@@ -102,6 +102,7 @@ type options struct {
 	cluster  string
 	port     string
 	dataDir  string
+	metrics  string
 	election time.Duration
 	beat     time.Duration
 	snapshot uint64
@@ -125,6 +126,7 @@ type nodeConfig struct {
 	ID        string // this node's identity: its address as written in -c
 	Bootstrap Config // the first configuration, used only when the data dir is new
 	DataDir   string
+	Metrics   string // the address to serve /metrics and /debug/pprof/ on ("": none)
 	Heartbeat time.Duration
 	Election  time.Duration
 	// Take a snapshot and compact the log once this many entries were applied since the
@@ -154,6 +156,8 @@ Run a node:
 
   raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three)
   raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
+  raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics and
+                                           Go profiles on /debug/pprof/ (see README)
   raft                                     a one-member cluster on :9990; grow it with addserver
                                            (start the new node as a spare: -c ':9990' -p 9991)
   raft -demo                               three members on :9990-:9992 in one terminal, data in
@@ -194,6 +198,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
@@ -233,7 +238,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "metrics"}
 var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
@@ -268,6 +273,11 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 	} else if id, err = identify(self, members); err != nil {
 		return nodeConfig{}, err
 	}
+	if o.metrics != "" {
+		if o.metrics, err = parseAddress(o.metrics, false); err != nil {
+			return nodeConfig{}, fmt.Errorf("-metrics: %w", err)
+		}
+	}
 	dir := o.dataDir
 	if dir == "" {
 		if dir, err = defaultDataDir(id); err != nil {
@@ -275,7 +285,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		}
 	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, Metrics: o.metrics}, nil
 }
 
 // clientConfigFrom validates the client flags.
