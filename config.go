@@ -124,6 +124,7 @@ type options struct {
 	cluster  string
 	port     string
 	dataDir  string
+	metrics  string
 	election time.Duration
 	beat     time.Duration
 	snapshot uint64
@@ -150,6 +151,7 @@ type nodeConfig struct {
 	ID        string // this node's identity: its address as written in -c
 	Bootstrap Config // the first configuration, used only when the data dir is new
 	DataDir   string
+	Metrics   string // the address to serve /metrics and /debug/pprof/ on ("": none)
 	Heartbeat time.Duration
 	Election  time.Duration
 	// Take a snapshot and compact the log once this many entries were applied since the
@@ -182,6 +184,8 @@ Run a node:
 
   raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three)
   raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
+  raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics and
+                                           Go profiles on /debug/pprof/ (see README)
   raft                                     a one-member cluster on :9990; grow it with addserver
                                            (start the new node as a spare: -c ':9990' -p 9991)
   raft -demo                               three members on :9990-:9992 in one terminal, data in
@@ -222,6 +226,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
@@ -264,7 +269,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "cluster-token", "log-format", "log-level"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "cluster-token", "log-format", "log-level", "metrics"}
 var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
@@ -306,6 +311,11 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 	} else if id, err = identify(self, members); err != nil {
 		return nodeConfig{}, err
 	}
+	if o.metrics != "" {
+		if o.metrics, err = parseAddress(o.metrics, false); err != nil {
+			return nodeConfig{}, fmt.Errorf("-metrics: %w", err)
+		}
+	}
 	dir := o.dataDir
 	if dir == "" {
 		if dir, err = defaultDataDir(id); err != nil {
@@ -313,7 +323,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		}
 	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, LogFormat: o.logFmt, LogLevel: level}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, LogFormat: o.logFmt, LogLevel: level, Metrics: o.metrics}, nil
 }
 
 // clientConfigFrom validates the client flags.

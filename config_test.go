@@ -104,6 +104,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "clientcommand", "-m", "x", "-S", "a:b"}, "-S: bad address"},
 		{[]string{"-C", "clientcommand", "-m", "x", "-timeout", "0s"}, "-timeout must be positive"},
 		{[]string{"-election-timeout", "50ms", "-heartbeat", "30ms"}, "at least three heartbeats"},
+		{[]string{"-metrics", "9100"}, "-metrics: bad address"},
+		{[]string{"-C", "status", "-metrics", ":9100"}, "-metrics is a node flag"},
 		{[]string{"-C", "clientcommand", "-m", "I", "like", "beer."}, `unexpected argument "like"`},
 		{[]string{"-C", "read", "-m", "everything"}, "-m is print or count"},
 		{[]string{"-C", "read"}, "needs a message"},

@@ -56,6 +56,7 @@ type node struct {
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
 	loaded    time.Duration        // how long loading the data dir took
+	metrics   *metrics             // what -metrics serves; nil without it
 	// The cluster clock this node stamps commands with while it leads: the log's clock
 	// when it was elected, plus the time it has led, by the monotonic clock. A wall clock
 	// that jumps, or runs ahead on one server, cannot make sessions expire early.
@@ -89,6 +90,7 @@ type snapshotDone struct {
 type proposal struct {
 	req         *CommandRequest
 	deadline    time.Time
+	taken       time.Time // when the loop took it (with -metrics, for appends only)
 	index, term uint64
 	done        chan CommandResponse // buffered, so the loop never waits on it
 }
@@ -127,6 +129,12 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	n := newNode(cfg, st, store, stdout, logger)
 	n.sm = sm
 	n.loaded = time.Since(start)
+	stopMetrics, err := n.startMetrics(cfg.Metrics)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	srv := rpc.NewServer()
 	if err := srv.RegisterName("Raft", &rpcService{n}); err != nil {
 		return err
@@ -272,12 +280,15 @@ func (n *node) handleReady() error {
 		// Committed entries are durable on a majority (and on the leader, which counts
 		// itself only once durable): apply them, and answer their clients, before this
 		// Ready's write rather than after it.
+		n.metrics.applying(len(rd.Committed))
 		for _, e := range rd.Committed {
 			n.apply(e)
 		}
+		saving := n.metrics.saveStarts(&rd)
 		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
 			return err
 		}
+		n.metrics.saved(saving)
 		n.trans.send(late)
 		for _, rs := range rd.ReadStates {
 			n.readConfirmed(rs)
@@ -331,6 +342,7 @@ func (n *node) installSnapshot(meta SnapshotMeta) error {
 	if err != nil {
 		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
 	}
+	n.metrics.snapshot(len(data))
 	n.quietTo = max(n.quietTo, meta.Index)
 	n.nextSnapshot = meta.Index + n.snapshotEntries // it has this one already
 	n.logger.Info("installed snapshot from the leader", "index", meta.Index, "term", meta.Term, "bytes", len(data))
@@ -372,6 +384,7 @@ func (n *node) snapshotWritten(done snapshotDone) error {
 	if err := n.store.SaveSnapshot(done.meta, false); err != nil {
 		return err
 	}
+	n.metrics.snapshot(done.bytes)
 	n.core.Compact(done.meta)
 	n.logger.Info("snapshot written; log compacted", "index", done.meta.Index, "bytes", done.bytes, "took", done.took.Round(time.Millisecond).String())
 	return nil
@@ -520,6 +533,7 @@ func (n *node) checkTransfers() {
 
 func (n *node) logTransitions() {
 	s := n.core.status()
+	n.metrics.transition(n.seen, s)
 	if s.Role != n.seen.Role || s.Term != n.seen.Term || s.Leader != n.seen.Leader {
 		switch {
 		case s.Role == leader:
@@ -580,6 +594,7 @@ func (n *node) answer(e Entry, resp CommandResponse, err error) {
 		return
 	}
 	delete(n.pending, e.Index)
+	n.metrics.appendDone(p, p.term == e.Term)
 	switch {
 	case p.term != e.Term:
 		// Another leader's entry took its place: ours was never committed and never will be.
@@ -631,6 +646,7 @@ func (n *node) propose(p *proposal) {
 		p.done <- n.refusal(err)
 		return
 	}
+	n.metrics.proposed(p)
 	n.pending[p.index] = p
 }
 
@@ -664,6 +680,7 @@ func (n *node) expireWaiting(now time.Time) {
 	for index, p := range n.pending {
 		if now.After(p.deadline) {
 			delete(n.pending, index)
+			n.metrics.appendDone(p, false)
 			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
 				Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, p.req.Wait)}
 		}
