@@ -146,6 +146,9 @@ type e2eCluster struct {
 	bin     string
 	members string   // -c
 	extra   []string // more flags for every node
+	// A command that runs a node's binary in its place (e.g. a shell setting limits),
+	// by node; the binary and its flags follow it.
+	wrap map[string][]string
 	procs   map[string]*proc
 }
 
@@ -198,7 +201,8 @@ func (c *e2eCluster) startWith(id string, flags ...string) *proc {
 	}
 	p := &proc{id: id, dir: dir, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
 	p.args = append(append(flags, c.extra...), "-d", dir, "-heartbeat", e2eHeartbeat, "-election-timeout", e2eElection)
-	p.cmd = exec.Command(c.bin, p.args...)
+	argv := append(append(append([]string(nil), c.wrap[id]...), c.bin), p.args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -867,4 +871,48 @@ func TestEndToEndDemo(t *testing.T) {
 	if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
 		t.Fatalf("the demo's data dir %s is still there (%v)", dir[1], err)
 	}
+}
+
+// A node whose disk fills up stops with an error that says so, and loses nothing it
+// acknowledged: the others go on committing, and once it has room again it restarts on
+// its data dir (the half-written record cut off) and catches up. The disk fills by a
+// file size limit (ulimit -f), which fails writes as a full disk does, for any user.
+func TestEndToEndDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	members := freeAddrs(t, 3)
+	full := members[0]
+	c := newE2ECluster(t, members)
+	// 512 blocks: 256 KiB (dash counts 512-byte blocks) or 512 KiB (bash: 1 KiB).
+	c.wrap = map[string][]string{full: {"sh", "-c", `ulimit -f 512 && exec "$@"`, "sh"}}
+	for _, id := range members {
+		c.start(id)
+	}
+	big := strings.Repeat("x", 8<<10)
+	sent := 0
+	for ; sent < 200; sent++ {
+		select {
+		case <-c.procs[full].exited:
+		default:
+			c.send(members[1+sent%2], fmt.Sprintf("%d-%s", sent, big))
+			continue
+		}
+		break
+	}
+	p := c.procs[full]
+	select {
+	case <-p.exited:
+	case <-time.After(e2eWait):
+		t.Fatalf("%s never ran out of room after %d 8 KiB appends", full, sent)
+	}
+	if ee, ok := p.err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailed || !strings.Contains(p.stderr.String(), "no room left to write the data dir") {
+		t.Fatalf("%s out of room: exit %v, stderr:\n%s", full, p.err, p.stderr)
+	}
+	// The others commit on, and the full node comes back with room and catches up.
+	c.send(members[1], "after")
+	delete(c.wrap, full)
+	c.start(full)
+	c.send(members[2], "count")
+	c.waitAll(members, fmt.Sprintf(" Count %d", sent+1), 1) // count counts the messages before it
 }

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -101,7 +102,7 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	start := time.Now()
 	store, st, snapData, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
 	if err != nil {
-		return err
+		return explainStorageError(err)
 	}
 	defer store.Close()
 	if notice != "" {
@@ -155,10 +156,25 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	close(n.donec)
 	n.trans.stop()
 	if err != nil {
-		return fmt.Errorf("node %s stopped: %w", n.id, err)
+		return fmt.Errorf("node %s stopped: %w", n.id, explainStorageError(err))
 	}
 	logger.Info("node stopped")
 	return nil
+}
+
+// explainStorageError says what an operator can do about a data dir that cannot be
+// written. The node stops rather than carry on with state it cannot keep; everything it
+// acknowledged is already on disk (and on a majority), so stopping loses nothing.
+func explainStorageError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return fmt.Errorf("%w: no room left to write the data dir (disk full, quota or file size limit); this node takes no more writes. Everything it acknowledged is on disk: make room and restart it", err)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w: the data dir cannot be written (read-only file system or permissions); this node takes no more writes. Everything it acknowledged is on disk: make the data dir writable and restart it", err)
+	case errors.Is(err, syscall.EIO):
+		return fmt.Errorf("%w: the disk reported an I/O error; this node takes no more writes. Check the disk before restarting it", err)
+	}
+	return err
 }
 
 func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Writer, logger *slog.Logger) *node {

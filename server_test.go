@@ -4,6 +4,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"math/rand"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -281,5 +283,21 @@ func TestOtherClusterRefused(t *testing.T) {
 	}
 	if d, err := readDataDir(n.dir, n.id); err != nil || d.meta.ClusterID != 7 {
 		t.Fatalf("the data dir records cluster %v (%v), want 7", d.meta, err)
+	}
+}
+
+// Errors of a data dir that cannot be written say what to do, and keep the cause.
+func TestStorageErrorsExplained(t *testing.T) {
+	for errno, want := range map[syscall.Errno]string{
+		syscall.ENOSPC: "no room left", syscall.EDQUOT: "no room left", syscall.EFBIG: "no room left",
+		syscall.EROFS: "cannot be written", syscall.EACCES: "cannot be written", syscall.EIO: "I/O error",
+	} {
+		err := explainStorageError(fmt.Errorf("write wal-1.log: %w", errno))
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "write wal-1.log") || !errors.Is(err, errno) {
+			t.Errorf("%v: %v", errno, err)
+		}
+	}
+	if err := errors.New("other"); explainStorageError(err) != err {
+		t.Error("an unrelated error was changed")
 	}
 }
