@@ -132,6 +132,7 @@ type options struct {
 	maxMsg   int
 	logFmt   string
 	token    string
+	restore  string
 	logLevel string
 
 	// Client.
@@ -160,6 +161,7 @@ type nodeConfig struct {
 	NoHandOff       bool       // on stop, a leader just stops (the demo stops every member at once)
 	MaxMessage      int        // bytes in a client message, at most
 	ClusterToken    string     // mixed into the cluster id of a new cluster
+	Restore         string     // a snapshot file to build a new data dir from (a backup)
 	LogFormat       string     // "text" or "json"
 	LogLevel        slog.Level // the least important log record written
 }
@@ -228,6 +230,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
+	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup: a copy of any member's snap-*.snap); give every member of the new cluster the same file and its -c")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the least important node log record written: debug, info, warn or error")
@@ -269,7 +272,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "cluster-token", "log-format", "log-level", "metrics"}
+var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "restore", "cluster-token", "log-format", "log-level", "metrics"}
 var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
 
 // nodeConfigFrom validates the node flags.
@@ -323,7 +326,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		}
 	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, LogFormat: o.logFmt, LogLevel: level, Metrics: o.metrics}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, Restore: o.restore, LogFormat: o.logFmt, LogLevel: level, Metrics: o.metrics}, nil
 }
 
 // clientConfigFrom validates the client flags.

@@ -148,8 +148,8 @@ type e2eCluster struct {
 	extra   []string // more flags for every node
 	// A command that runs a node's binary in its place (e.g. a shell setting limits),
 	// by node; the binary and its flags follow it.
-	wrap map[string][]string
-	procs   map[string]*proc
+	wrap  map[string][]string
+	procs map[string]*proc
 }
 
 // freePorts finds n free ports on 127.0.0.1.
@@ -621,6 +621,44 @@ func TestEndToEndSnapshots(t *testing.T) {
 	}
 	c.send(members[1], "count")
 	c.waitAll(all, fmt.Sprintf(" Count %d", len(msgs)+1), 1)
+
+	// Backup and restore: a copy of a member's latest snapshot, taken while it runs,
+	// starts a new cluster (other addresses, its own token) with the state it holds.
+	snaps, _ := filepath.Glob(filepath.Join(c.procs[members[0]].dir, "snap-*.snap"))
+	if len(snaps) != 1 {
+		t.Fatalf("want one snapshot in %s's data dir, found %v", members[0], snaps)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.snap")
+	raw, err := os.ReadFile(snaps[0])
+	if err == nil {
+		err = os.WriteFile(backup, raw, 0o600)
+	}
+	meta, data, derr := decodeSnapshotFile(raw)
+	var saved machine
+	if err != nil || derr != nil || saved.restore(data, meta.Machine) != nil || len(saved.messages) == 0 {
+		t.Fatalf("backup of %s: %v %v, %d messages", snaps[0], err, derr, len(saved.messages))
+	}
+	restored := freeAddrs(t, 3)
+	b := newE2ECluster(t, restored)
+	for _, id := range restored {
+		_, port, _ := net.SplitHostPort(id)
+		p := b.startWith(id, "-c", b.members, "-p", port, "-restore", backup, "-cluster-token", "restored")
+		if !p.stderr.waitLine("restored a snapshot into a new data dir") {
+			t.Fatalf("%s: no restore logged:\n%s", id, p.stderr)
+		}
+	}
+	b.send(restored[1], "print")
+	b.waitAll(restored, " Logs ["+strings.Join(append(saved.messages, "print"), " ")+"]", 1)
+	if st := b.status(restored[0]); st.Cluster == c.status(members[0]).Cluster || st.SnapshotIndex != meta.Index {
+		t.Fatalf("restored cluster: id %s (the old one's is %s), snapshot index %d, want %d", st.Cluster, c.status(members[0]).Cluster, st.SnapshotIndex, meta.Index)
+	}
+	// A data dir that is not new is never overwritten by a restore.
+	b.stop(restored[2], syscall.SIGTERM)
+	_, port, _ := net.SplitHostPort(restored[2])
+	cmd := exec.Command(b.bin, "-c", b.members, "-p", port, "-d", b.procs[restored[2]].dir, "-restore", backup)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is not empty") {
+		t.Fatalf("-restore over a data dir in use: %v\n%s", err, out)
+	}
 }
 
 // BenchmarkCatchUp1M measures how long a new member takes to join a 3-node cluster

@@ -100,6 +100,13 @@ type proposal struct {
 func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan struct{}) error {
 	logger = logger.With("node", cfg.ID)
 	start := time.Now()
+	if cfg.Restore != "" {
+		meta, err := restoreSnapshot(cfg.Restore, cfg.DataDir, cfg.ID, cfg.Bootstrap)
+		if err != nil {
+			return explainStorageError(err)
+		}
+		logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
+	}
 	store, st, snapData, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
 	if err != nil {
 		return explainStorageError(err)

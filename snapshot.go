@@ -77,6 +77,44 @@ func decodeSnapshotFile(file []byte) (SnapshotMeta, []byte, error) {
 	return meta, data, nil
 }
 
+// --- Restoring a backup ---
+
+// restoreSnapshot makes dir, which must not exist yet or be empty, the data dir of node
+// id of a new cluster whose members are bootstrap, holding the state of a snapshot file
+// (a copy of any member's snap-<index>-<term>.snap). The log starts after the snapshot,
+// which counts as committed; the membership is bootstrap, not the snapshot's. Every
+// member of the new cluster is restored from the same file.
+func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+	}
+	meta, data, err := decodeSnapshotFile(raw)
+	if err == nil {
+		var sm machine
+		err = sm.restore(data, meta.Machine)
+	}
+	if err != nil {
+		return SnapshotMeta{}, fmt.Errorf("-restore: %s is not a usable snapshot: %v", file, err)
+	}
+	if names, err := listDir(dir); err == nil && len(names) > 0 {
+		return SnapshotMeta{}, fmt.Errorf("-restore builds a new data dir, and %s is not empty (move it away, or give another -d)", dir)
+	}
+	store, _, _, _, err := openStorage(dir, id, bootstrap)
+	if err != nil {
+		return SnapshotMeta{}, err
+	}
+	defer store.Close()
+	meta.Config, meta.ConfigIndex = bootstrap, meta.Index
+	if err := writeSnapshot(dir, meta, data); err != nil {
+		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+	}
+	if err := store.SaveSnapshot(meta, true); err != nil {
+		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+	}
+	return meta, store.Save(&HardState{Term: meta.Term, Commit: meta.Index}, nil)
+}
+
 // --- Sending a snapshot to a follower (InstallSnapshot, in chunks) ---
 
 // SnapshotChunk is the argument of Raft.InstallSnapshot: a piece of a snapshot file.
