@@ -126,7 +126,7 @@ func (c *client) do(message string, deadline time.Time) outcome {
 		resp, err := c.call(server, req)
 		switch {
 		case errors.Is(err, errNotSent):
-			why = fmt.Sprintf("cannot reach %s: %v", server, errors.Unwrap(err))
+			why = fmt.Sprintf("cannot reach %s (%v)", server, err) // err wraps two errors: errors.Unwrap gives nil
 			c.moveOn(server)
 		case err != nil:
 			// It may have arrived and committed; only a retry can tell.
