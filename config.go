@@ -117,6 +117,9 @@ type options struct {
 	from, n uint64
 	size    int
 
+	// Node and client.
+	tlsCert, tlsKey, tlsCA string
+
 	set map[string]bool // flags given explicitly
 }
 
@@ -132,6 +135,8 @@ type nodeConfig struct {
 	SnapshotEntries uint64
 	NoHandOff       bool // on stop, a leader just stops (the demo stops every member at once)
 	MaxMessage      int  // bytes in a client message, at most
+
+	TLS *tlsKeys // nil: plain TCP, open to anyone who can reach the port
 }
 
 // clientConfig is a validated client invocation.
@@ -145,6 +150,8 @@ type clientConfig struct {
 	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends
 	Conc    int    // bench: appends in flight
 	Size    int    // bench: bytes per message
+
+	TLS *tlsKeys // nil: plain TCP
 }
 
 const usageText = `raft: a Raft consensus server and its client, in one binary.
@@ -205,6 +212,9 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
 	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect")
 	return fs
 }
 
@@ -274,8 +284,12 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 			return nodeConfig{}, err
 		}
 	}
+	keys, err := nodeTLS(o)
+	if err != nil {
+		return nodeConfig{}, err
+	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, TLS: keys}, nil
 }
 
 // clientConfigFrom validates the client flags.
@@ -328,7 +342,8 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		return clientConfig{}, err
 	}
 	cfg.Servers = servers
-	return cfg, nil
+	cfg.TLS, err = clientTLS(o)
+	return cfg, err
 }
 
 // benchConfigFrom validates -C bench: there -c is the number of appends in flight.
@@ -351,7 +366,11 @@ func benchConfigFrom(o options) (clientConfig, error) {
 		return cfg, errors.New("-C bench: -n, -size (up to 1 MiB) and -timeout must be positive")
 	}
 	servers, err := parseServers(o.servers)
+	if err != nil {
+		return cfg, err
+	}
 	cfg.Servers = servers
+	cfg.TLS, err = clientTLS(o)
 	return cfg, err
 }
 

@@ -1,4 +1,4 @@
-// rpc.go: the transport. net/rpc over TCP, service "Raft" with three methods:
+// rpc.go: the transport. net/rpc over TCP (or mutual TLS, tls.go), service "Raft" with three methods:
 //
 //	Raft.Deliver          a batch of Raft messages from one server to another (one-way:
 //	                      the replies are messages of their own, sent back the same way)
@@ -146,7 +146,8 @@ type transport struct {
 	peers  map[string]*peer
 	stopc  chan struct{}
 	wg     sync.WaitGroup
-	dial   func(addr string) (*rpc.Client, error) // how peers connect (a test replaces it)
+	dial   func(addr string) (*rpc.Client, error) // how peers and forwarded commands connect (useTLS and tests replace it)
+	tls    *tlsKeys                               // nil: plain TCP; else accept only TLS connections (useTLS)
 
 	mu           sync.Mutex
 	fwd          map[string]*rpc.Client // connections used to forward commands, by leader address
@@ -189,7 +190,9 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 		t.conns[conn] = true
 		t.mu.Unlock()
 		go func() {
-			srv.ServeConn(conn)
+			if c := t.handshake(conn); c != nil {
+				srv.ServeConn(c)
+			}
 			t.mu.Lock()
 			delete(t.conns, conn)
 			t.mu.Unlock()
@@ -398,7 +401,7 @@ func (t *transport) forwardClient(addr string) (*rpc.Client, error) {
 	if c != nil {
 		return c, nil
 	}
-	c, err := dialRPC(addr)
+	c, err := t.dial(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -113,6 +113,7 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
 	}
 	n := newNode(cfg, st, store, stdout, logger)
+	n.trans.useTLS(cfg.TLS)
 	n.sm = sm
 	n.loaded = time.Since(start)
 	srv := rpc.NewServer()
@@ -131,6 +132,9 @@ func runNode(cfg nodeConfig, stdout, stderr io.Writer, stop <-chan struct{}) err
 		}
 	}()
 	n.logStart(cfg, st)
+	if cfg.TLS == nil {
+		logger.Printf("no TLS: anyone who can reach %s can join the cluster and send it commands; raft -C gencerts sets up mutual TLS", cfg.ID)
+	}
 	err = n.run()
 	close(n.donec)
 	n.trans.stop()
