@@ -57,6 +57,8 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 		return c.status(stdout)
 	case cfg.Command == cmdBench:
 		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
+	case cfg.Command == cmdGencerts:
+		return runGencerts(cfg, stdout, stderr)
 	case cfg.Stdin:
 		return c.lines(stdin, stdout)
 	}

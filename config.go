@@ -82,9 +82,10 @@ const (
 	cmdRead         = "read"
 	cmdStatus       = "status"
 	cmdBench        = "bench"
+	cmdGencerts     = "gencerts" // contacts no server: writes TLS certificates (gencerts.go)
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench}
+var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench, cmdGencerts}
 
 // Exit statuses of the binary.
 const (
@@ -151,7 +152,9 @@ type clientConfig struct {
 	Conc    int    // bench: appends in flight
 	Size    int    // bench: bytes per message
 
-	TLS *tlsKeys // nil: plain TCP
+	TLS   *tlsKeys // nil: plain TCP
+	Dir   string   // gencerts: where to write
+	Hosts []string // gencerts: more names for the member certificate
 }
 
 const usageText = `raft: a Raft consensus server and its client, in one binary.
@@ -187,6 +190,11 @@ Send a command (to any member; a follower forwards it to the leader):
 is applied once (each client run is a session), so the client retries through leader
 changes until -timeout.
 
+Secure it with mutual TLS (without it, anyone who can reach the port can join and send commands):
+  raft -C gencerts -d certs                            write a CA and certificates to certs/
+  raft -c ':9990,:9991,:9992' -p 9990 -tls-cert certs/node.crt -tls-key certs/node.key -tls-ca certs/ca.crt
+  raft -C status -S :9990 -tls-cert certs/client.crt -tls-key certs/client.key -tls-ca certs/ca.crt
+
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
 
@@ -198,7 +206,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("raft", flag.ContinueOnError)
 	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone)")
 	fs.StringVar(&o.port, "p", defaultPort, "this node's `port`: 9990, :9990 or host:9990; it names the node's entry in -c")
-	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
+	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
@@ -294,6 +302,9 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 
 // clientConfigFrom validates the client flags.
 func clientConfigFrom(o options) (clientConfig, error) {
+	if o.command == cmdGencerts {
+		return gencertsConfigFrom(o)
+	}
 	for _, f := range nodeOnlyFlags {
 		if o.set[f] && !(f == "c" && o.command == cmdBench) {
 			return clientConfig{}, fmt.Errorf("-%s is a node flag; it has no meaning with -C", f)

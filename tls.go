@@ -1,7 +1,7 @@
 // tls.go: optional mutual TLS for every connection, member to member and client to
 // member (-tls-cert, -tls-key, -tls-ca). Each side presents a certificate signed by the
 // cluster CA and checks the other's against it; a connection without one is refused and
-// the refusal logged.
+// the refusal logged. raft -C gencerts (gencerts.go) writes a CA and certificates.
 //
 // After a successful handshake the member writes one byte, tlsAccepted, before it
 // serves the connection, and a dialer waits for it before sending anything. In TLS 1.3
