@@ -93,7 +93,7 @@ func gencerts(dir string, hosts []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // it holds ca.key
 		return err
 	}
 	if err := writeFiles(dir, files); err != nil {
