@@ -27,12 +27,13 @@ type benchConfig struct {
 	N, Conc int
 	Size    int
 	Timeout time.Duration // per append
+	TLS     *tlsKeys      // nil: plain TCP
 }
 
 // runBench runs the load and returns the exit status.
 func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 	newClient := func() *client {
-		return &client{cfg: clientConfig{Command: cmdClient, Servers: cfg.Servers, Timeout: cfg.Timeout}, stderr: io.Discard,
+		return &client{cfg: clientConfig{Command: cmdClient, Servers: cfg.Servers, Timeout: cfg.Timeout, TLS: cfg.TLS}, stderr: io.Discard,
 			session: newSessionID(), conns: map[string]*rpc.Client{}, said: map[string]bool{}}
 	}
 	finder := newClient()

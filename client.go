@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/rpc"
 	"strings"
 	"text/tabwriter"
@@ -57,7 +56,9 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 	case cfg.Command == cmdStatus:
 		return c.status(stdout)
 	case cfg.Command == cmdBench:
-		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Timeout: cfg.Timeout}, stdout, stderr)
+		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
+	case cfg.Command == cmdGencerts:
+		return runGencerts(cfg, stdout, stderr)
 	case cfg.Stdin:
 		return c.lines(stdin, stdout)
 	}
@@ -125,8 +126,14 @@ func (c *client) do(message string, deadline time.Time) outcome {
 		server := c.target()
 		resp, err := c.call(server, req)
 		switch {
+		case errors.As(err, new(certError)):
+			return outcome{code: exitFailed, why: err.Error()} // no retry makes a certificate trusted
+		case errors.As(err, new(rpc.ServerError)):
+			// The member answered without running the command (Raft.Command itself never
+			// fails), e.g. one that takes only TLS: retrying will not change that.
+			return outcome{code: exitFailed, why: fmt.Sprintf("%s refused it: %v", server, err)}
 		case errors.Is(err, errNotSent):
-			why = fmt.Sprintf("cannot reach %s: %v", server, errors.Unwrap(err))
+			why = fmt.Sprintf("cannot reach %s (%v)", server, err) // err wraps two errors: errors.Unwrap gives nil
 			c.moveOn(server)
 		case err != nil:
 			// It may have arrived and committed; only a retry can tell.
@@ -222,7 +229,7 @@ func (c *client) conn(server string, wait time.Duration) (*rpc.Client, error) {
 	if conn := c.conns[server]; conn != nil {
 		return conn, nil
 	}
-	nc, err := net.DialTimeout("tcp", server, min(wait, dialTimeout))
+	nc, err := dialConn(server, min(wait, dialTimeout), c.cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

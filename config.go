@@ -104,9 +104,10 @@ const (
 	cmdRead         = "read"
 	cmdStatus       = "status"
 	cmdBench        = "bench"
+	cmdGencerts     = "gencerts" // contacts no server: writes TLS certificates (gencerts.go)
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench}
+var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench, cmdGencerts}
 
 // Exit statuses of the binary.
 const (
@@ -144,6 +145,9 @@ type options struct {
 	from, n uint64
 	size    int
 
+	// Node and client.
+	tlsCert, tlsKey, tlsCA string
+
 	set map[string]bool // flags given explicitly
 }
 
@@ -164,6 +168,8 @@ type nodeConfig struct {
 	Restore         string     // a snapshot file to build a new data dir from (a backup)
 	LogFormat       string     // "text" or "json"
 	LogLevel        slog.Level // the least important log record written
+
+	TLS *tlsKeys // nil: plain TCP, open to anyone who can reach the port
 }
 
 // clientConfig is a validated client invocation.
@@ -177,6 +183,10 @@ type clientConfig struct {
 	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends
 	Conc    int    // bench: appends in flight
 	Size    int    // bench: bytes per message
+
+	TLS   *tlsKeys // nil: plain TCP
+	Dir   string   // gencerts: where to write
+	Hosts []string // gencerts: more names for the member certificate
 }
 
 const usageText = `raft: a Raft consensus server and its client, in one binary.
@@ -214,6 +224,11 @@ Send a command (to any member; a follower forwards it to the leader):
 is applied once (each client run is a session), so the client retries through leader
 changes until -timeout.
 
+Secure it with mutual TLS (without it, anyone who can reach the port can join and send commands):
+  raft -C gencerts -d certs                            write a CA and certificates to certs/
+  raft -c ':9990,:9991,:9992' -p 9990 -tls-cert certs/node.crt -tls-key certs/node.key -tls-ca certs/ca.crt
+  raft -C status -S :9990 -tls-cert certs/client.crt -tls-key certs/client.key -tls-ca certs/ca.crt
+
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
 
@@ -225,7 +240,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("raft", flag.ContinueOnError)
 	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone)")
 	fs.StringVar(&o.port, "p", defaultPort, "this node's `port`: 9990, :9990 or host:9990; it names the node's entry in -c")
-	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>)")
+	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
@@ -244,6 +259,9 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
 	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect")
 	return fs
 }
 
@@ -325,12 +343,19 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 			return nodeConfig{}, err
 		}
 	}
+	keys, err := nodeTLS(o)
+	if err != nil {
+		return nodeConfig{}, err
+	}
 	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
-		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, Restore: o.restore, LogFormat: o.logFmt, LogLevel: level, Metrics: o.metrics}, nil
+		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, Restore: o.restore, LogFormat: o.logFmt, LogLevel: level, Metrics: o.metrics, TLS: keys}, nil
 }
 
 // clientConfigFrom validates the client flags.
 func clientConfigFrom(o options) (clientConfig, error) {
+	if o.command == cmdGencerts {
+		return gencertsConfigFrom(o)
+	}
 	for _, f := range nodeOnlyFlags {
 		if o.set[f] && !(f == "c" && o.command == cmdBench) {
 			return clientConfig{}, fmt.Errorf("-%s is a node flag; it has no meaning with -C", f)
@@ -379,7 +404,8 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		return clientConfig{}, err
 	}
 	cfg.Servers = servers
-	return cfg, nil
+	cfg.TLS, err = clientTLS(o)
+	return cfg, err
 }
 
 // benchConfigFrom validates -C bench: there -c is the number of appends in flight.
@@ -402,7 +428,11 @@ func benchConfigFrom(o options) (clientConfig, error) {
 		return cfg, errors.New("-C bench: -n, -size (up to 1 MiB) and -timeout must be positive")
 	}
 	servers, err := parseServers(o.servers)
+	if err != nil {
+		return cfg, err
+	}
 	cfg.Servers = servers
+	cfg.TLS, err = clientTLS(o)
 	return cfg, err
 }
 

@@ -1,4 +1,4 @@
-// rpc.go: the transport. net/rpc over TCP, service "Raft" with three methods:
+// rpc.go: the transport. net/rpc over TCP (or mutual TLS, tls.go), service "Raft" with three methods:
 //
 //	Raft.Deliver          a batch of Raft messages from one server to another (one-way:
 //	                      the replies are messages of their own, sent back the same way)
@@ -167,7 +167,8 @@ type transport struct {
 	peers  map[string]*peer
 	stopc  chan struct{}
 	wg     sync.WaitGroup
-	dial   func(addr string) (*rpc.Client, error) // how peers connect (a test replaces it)
+	dial   func(addr string) (*rpc.Client, error) // how peers and forwarded commands connect (useTLS and tests replace it)
+	tls    *tlsKeys                               // nil: plain TCP; else accept only TLS connections (useTLS)
 	// The cluster id stamped on what this server sends (nil: none, in tests).
 	cluster func() uint64
 
@@ -219,7 +220,9 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 		t.conns[conn] = true
 		t.mu.Unlock()
 		go func() {
-			srv.ServeCodec(newServerCodec(conn, conn.RemoteAddr().String(), t.logger))
+			if c := t.handshake(conn); c != nil {
+				srv.ServeCodec(newServerCodec(c, conn.RemoteAddr().String(), t.logger))
+			}
 			t.mu.Lock()
 			delete(t.conns, conn)
 			t.mu.Unlock()
@@ -428,7 +431,7 @@ func (t *transport) forwardClient(addr string) (*rpc.Client, error) {
 	if c != nil {
 		return c, nil
 	}
-	c, err := dialRPC(addr)
+	c, err := t.dial(addr)
 	if err != nil {
 		return nil, err
 	}

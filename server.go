@@ -135,6 +135,7 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
 	}
 	n := newNode(cfg, st, store, stdout, logger)
+	n.trans.useTLS(cfg.TLS)
 	n.sm = sm
 	n.loaded = time.Since(start)
 	stopMetrics, err := n.startMetrics(cfg.Metrics)
@@ -159,6 +160,9 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 		}
 	}()
 	n.logStart(cfg, st)
+	if cfg.TLS == nil {
+		logger.Warn("no TLS: anyone who can reach this port can join the cluster and send it commands; raft -C gencerts sets up mutual TLS", "addr", cfg.ID)
+	}
 	err = n.run()
 	close(n.donec)
 	n.trans.stop()
