@@ -694,10 +694,10 @@ func (s *storage) write(rec walRecord) error {
 	s.framed++
 	frame := appendFrame(make([]byte, 0, frameHeader+s.buf.Len()), kind, s.buf.Bytes())
 	if _, err := s.f.Write(frame); err != nil {
-		return fmt.Errorf("write %s: %w", s.f.Name(), err)
+		return err // an *fs.PathError: "write <segment>: <why>"
 	}
 	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", s.f.Name(), err)
+		return err // "sync <segment>: <why>"
 	}
 	s.size += int64(len(frame))
 	return nil
