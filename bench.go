@@ -26,15 +26,29 @@ type benchConfig struct {
 	Servers []string
 	N, Conc int
 	Size    int
+	Mux     bool          // workers share a batcher (one connection per member) instead of a connection each
 	Timeout time.Duration // per append
 	TLS     *tlsKeys      // nil: plain TCP
 }
 
 // runBench runs the load and returns the exit status.
 func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
+	var shared *batcher
+	mode := "rpc"
+	if cfg.Mux {
+		shared = newBatcher(func(addr string) (*rpc.Client, error) {
+			conn, err := dialConn(addr, dialTimeout, cfg.TLS)
+			if err != nil {
+				return nil, err
+			}
+			return rpc.NewClient(conn), nil
+		}, answerGrace)
+		defer shared.stop()
+		mode = "mux"
+	}
 	newClient := func() *client {
 		return &client{cfg: clientConfig{Command: cmdClient, Servers: cfg.Servers, Timeout: cfg.Timeout, TLS: cfg.TLS}, stderr: io.Discard,
-			session: newSessionID(), conns: map[string]*rpc.Client{}, said: map[string]bool{}}
+			session: newSessionID(), conns: map[string]*rpc.Client{}, said: map[string]bool{}, batch: shared}
 	}
 	finder := newClient()
 	lead, err := findLeader(finder, cfg.Timeout)
@@ -86,8 +100,8 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 		}
 		return float64(all[min(int(q*float64(len(all))), len(all)-1)].Microseconds()) / 1000
 	}
-	fmt.Fprintf(stdout, "ops=%d conc=%d size=%d secs=%.2f ops_per_sec=%.0f p50_ms=%.1f p99_ms=%.1f errors=%d mode=rpc\n",
-		done.Load(), cfg.Conc, cfg.Size, secs, float64(done.Load())/secs, ms(0.50), ms(0.99), failed.Load())
+	fmt.Fprintf(stdout, "ops=%d conc=%d size=%d secs=%.2f ops_per_sec=%.0f p50_ms=%.1f p99_ms=%.1f errors=%d mode=%s\n",
+		done.Load(), cfg.Conc, cfg.Size, secs, float64(done.Load())/secs, ms(0.50), ms(0.99), failed.Load(), mode)
 	if n := failed.Load(); n > 0 {
 		fmt.Fprintf(stderr, "raft: bench: %d appends did not commit (first: %v)\n", n, firstErr.Load())
 		return exitFailed

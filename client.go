@@ -38,6 +38,7 @@ type client struct {
 	next    int                    // the member in cfg.Servers to try next
 	leader  string                 // a leader a member named, tried first
 	conns   map[string]*rpc.Client // one connection per member, kept across commands
+	batch   *batcher               // if set, commands go through it instead (bench -mux)
 	said    map[string]bool        // notes already written to stderr
 }
 
@@ -56,7 +57,7 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 	case cfg.Command == cmdStatus:
 		return c.status(stdout)
 	case cfg.Command == cmdBench:
-		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
+		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
 	case cfg.Command == cmdGencerts:
 		return runGencerts(cfg, stdout, stderr)
 	case cfg.Stdin:
@@ -200,6 +201,9 @@ func (c *client) note(s string) {
 // call sends one command and waits for the answer. An error wrapping errNotSent means
 // the command certainly never reached the server.
 func (c *client) call(server string, req *CommandRequest) (CommandResponse, error) {
+	if c.batch != nil {
+		return c.batch.call(server, req)
+	}
 	var resp CommandResponse
 	conn, err := c.conn(server, req.Wait)
 	if err != nil {

@@ -144,6 +144,7 @@ type options struct {
 	json    bool
 	from, n uint64
 	size    int
+	mux     bool
 
 	// Node and client.
 	tlsCert, tlsKey, tlsCA string
@@ -183,6 +184,7 @@ type clientConfig struct {
 	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends
 	Conc    int    // bench: appends in flight
 	Size    int    // bench: bytes per message
+	Mux     bool   // bench: the appends in flight share one connection per member, batched
 
 	TLS   *tlsKeys // nil: plain TCP
 	Dir   string   // gencerts: where to write
@@ -258,6 +260,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
 	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
 	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
+	fs.BoolVar(&o.mux, "mux", false, "bench: the appends in flight share one connection to the leader, sent in batches (Raft.Commands), instead of one connection each")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
@@ -291,7 +294,7 @@ func printUsage(w io.Writer) {
 }
 
 var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "restore", "cluster-token", "log-format", "log-level", "metrics"}
-var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size"}
+var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size", "mux"}
 
 // nodeConfigFrom validates the node flags.
 func nodeConfigFrom(o options) (nodeConfig, error) {
@@ -364,8 +367,8 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	if o.command == cmdBench {
 		return benchConfigFrom(o)
 	}
-	if o.set["size"] {
-		return clientConfig{}, errors.New("-size goes with -C bench")
+	if o.set["size"] || o.set["mux"] {
+		return clientConfig{}, errors.New("-size and -mux go with -C bench")
 	}
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
@@ -410,9 +413,9 @@ func clientConfigFrom(o options) (clientConfig, error) {
 
 // benchConfigFrom validates -C bench: there -c is the number of appends in flight.
 func benchConfigFrom(o options) (clientConfig, error) {
-	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size}
+	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size, Mux: o.mux}
 	if o.set["m"] || o.set["from"] || o.set["json"] {
-		return cfg, errors.New("-C bench takes -S, -n, -c, -size and -timeout")
+		return cfg, errors.New("-C bench takes -S, -n, -c, -size, -mux and -timeout")
 	}
 	if o.set["n"] {
 		cfg.N = o.n

@@ -831,6 +831,14 @@ func TestEndToEndClientSemantics(t *testing.T) {
 	if r = c.client("-C", "read", "-m", "count", "-S", members[0]); !strings.HasPrefix(r.stdout, "Count 406\n") {
 		t.Fatalf("after 300 bench appends to 106 messages, read count says %q", r.stdout)
 	}
+	// -mux: the same, batched on one connection.
+	r = c.client("-C", "bench", "-S", strings.Join(members, ","), "-n", "300", "-c", "32", "-mux")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ops=300 conc=32 size=64 ") || !strings.HasSuffix(r.stdout, " errors=0 mode=mux\n") {
+		t.Fatalf("bench -mux: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r = c.client("-C", "read", "-m", "count", "-S", members[1]); !strings.HasPrefix(r.stdout, "Count 706\n") {
+		t.Fatalf("after 300 more bench appends, read count says %q", r.stdout)
+	}
 	if r = c.client("-C", "bench", "-S", dead, "-n", "10", "-timeout", "1s"); r.code != exitFailed || !strings.Contains(r.stderr, "no leader known") {
 		t.Fatalf("bench against nothing: exit %d, %q", r.code, r.stderr)
 	}

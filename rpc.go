@@ -157,6 +157,16 @@ func (s *rpcService) Command(req *CommandRequest, resp *CommandResponse) error {
 	return nil
 }
 
+// Commands runs client commands (batch.go).
+func (s *rpcService) Commands(b *CommandBatch, resp *CommandBatchResponse) error {
+	reqs := make([]*CommandRequest, len(b.Requests))
+	for i := range b.Requests {
+		reqs[i] = &b.Requests[i]
+	}
+	resp.Responses = s.n.commands(reqs)
+	return nil
+}
+
 // transport sends messages to peers and forwards commands. send is called only by the
 // event loop; forward by RPC handlers.
 type transport struct {
@@ -173,15 +183,18 @@ type transport struct {
 	cluster func() uint64
 
 	mu           sync.Mutex
-	fwd          map[string]*rpc.Client // connections used to forward commands, by leader address
-	snapshotsOut map[string]bool        // followers a snapshot is being sent to
-	conns        map[net.Conn]bool      // accepted connections, closed on stop
+	fwd          *batcher          // commands forwarded to the leader, batched
+	snapshotsOut map[string]bool   // followers a snapshot is being sent to
+	conns        map[net.Conn]bool // accepted connections, closed on stop
 	ln           net.Listener
 }
 
 func newTransport(id, dir string, report func(Message), logger *slog.Logger) *transport {
-	return &transport{id: id, dir: dir, report: report, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
-		dial: dialRPC, fwd: map[string]*rpc.Client{}, conns: map[net.Conn]bool{}, snapshotsOut: map[string]bool{}}
+	t := &transport{id: id, dir: dir, report: report, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
+		dial: dialRPC, conns: map[net.Conn]bool{}, snapshotsOut: map[string]bool{}}
+	// t.dial, not dialRPC: useTLS and tests replace it after this.
+	t.fwd = newBatcher(func(addr string) (*rpc.Client, error) { return t.dial(addr) }, forwardOverhead)
+	return t
 }
 
 func dialRPC(addr string) (*rpc.Client, error) {
@@ -261,10 +274,8 @@ func (t *transport) stop() {
 	for c := range t.conns {
 		c.Close()
 	}
-	for _, c := range t.fwd {
-		c.Close()
-	}
 	t.mu.Unlock()
+	t.fwd.stop()
 	t.wg.Wait()
 }
 
@@ -393,71 +404,7 @@ func (p *peer) recovered() {
 // forward sends a command to the leader and waits for its answer. An error wrapping
 // errNotSent means the command certainly did not reach the leader.
 func (t *transport) forward(leader string, req *CommandRequest) (CommandResponse, error) {
-	var resp CommandResponse
-	for attempt := 0; attempt < 2; attempt++ {
-		client, err := t.forwardClient(leader)
-		if err != nil {
-			return resp, fmt.Errorf("%w: %v", errNotSent, err)
-		}
-		call := client.Go("Raft.Command", req, &resp, make(chan *rpc.Call, 1))
-		timer := time.NewTimer(req.Wait + forwardOverhead)
-		select {
-		case <-call.Done:
-			timer.Stop()
-			if errors.Is(call.Error, rpc.ErrShutdown) {
-				// The cached connection had already failed, so nothing was sent: redial once.
-				t.dropForwardClient(leader, client)
-				continue
-			}
-			if call.Error != nil {
-				t.dropForwardClient(leader, client)
-			}
-			return resp, call.Error
-		case <-timer.C:
-			t.dropForwardClient(leader, client)
-			return resp, fmt.Errorf("no answer from %s within %v", leader, req.Wait+forwardOverhead)
-		case <-t.stopc:
-			timer.Stop()
-			return resp, errStopping
-		}
-	}
-	return resp, fmt.Errorf("%w: connection to %s keeps closing", errNotSent, leader)
-}
-
-func (t *transport) forwardClient(addr string) (*rpc.Client, error) {
-	t.mu.Lock()
-	c := t.fwd[addr]
-	t.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	c, err := t.dial(addr)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if old := t.fwd[addr]; old != nil {
-		c.Close() // another handler connected first
-		return old, nil
-	}
-	select {
-	case <-t.stopc:
-		c.Close()
-		return nil, errStopping
-	default:
-	}
-	t.fwd[addr] = c
-	return c, nil
-}
-
-func (t *transport) dropForwardClient(addr string, c *rpc.Client) {
-	t.mu.Lock()
-	if t.fwd[addr] == c {
-		delete(t.fwd, addr)
-	}
-	t.mu.Unlock()
-	c.Close()
+	return t.fwd.call(leader, req)
 }
 
 // serverCodec is net/rpc's gob codec for the server side, with two additions: a request

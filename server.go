@@ -805,37 +805,58 @@ func (n *node) checkCluster(cluster uint64, from string, fromLeader bool) error 
 
 // command runs a client command: through the loop, or forwarded to the leader.
 func (n *node) command(req *CommandRequest) CommandResponse {
-	if err := checkCommand(req, n.maxMessage); err != nil {
-		return CommandResponse{Status: StatusRejected, Error: err.Error()}
-	}
-	wait := req.Wait
-	if wait <= 0 || wait > maxCommandWait {
-		wait = maxCommandWait
-	}
-	// The loop answers every proposal it takes, by its deadline at the latest
-	// (expireWaiting), so no timer is needed here.
-	req.Wait = wait
+	return n.commands([]*CommandRequest{req})[0]
+}
+
+// commands runs client commands as if each had come on its own: all go to the loop at
+// once, and those a follower must forward go to the leader together.
+func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
+	out := make([]CommandResponse, len(reqs))
+	props := make([]*proposal, len(reqs))
 	start := time.Now()
-	p := &proposal{req: req, deadline: start.Add(wait), done: make(chan CommandResponse, 1)}
-	select {
-	case n.propc <- p:
-	case <-n.donec:
-		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
+	for i, req := range reqs {
+		if err := checkCommand(req, n.maxMessage); err != nil {
+			out[i] = CommandResponse{Status: StatusRejected, Error: err.Error()}
+			continue
+		}
+		if req.Wait <= 0 || req.Wait > maxCommandWait {
+			req.Wait = maxCommandWait
+		}
+		// The loop answers every proposal it takes, by its deadline at the latest
+		// (expireWaiting), so no timer is needed here.
+		p := &proposal{req: req, deadline: start.Add(req.Wait), done: make(chan CommandResponse, 1)}
+		select {
+		case n.propc <- p:
+			props[i] = p
+		case <-n.donec:
+			out[i] = CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
+		}
 	}
-	var resp CommandResponse
-	select {
-	case resp = <-p.done:
-	case <-n.donec:
-		return CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
+	var forwards sync.WaitGroup
+	for i, p := range props {
+		if p == nil {
+			continue
+		}
+		select {
+		case out[i] = <-p.done:
+		case <-n.donec:
+			out[i] = CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
+			continue
+		}
+		if out[i].NotLeader && out[i].Leader != noLeader && !p.req.Forwarded {
+			// A follower forwards to the leader it knows, once.
+			forwards.Go(func() { out[i] = n.forward(out[i].Leader, p.req, p.req.Wait-time.Since(start)) })
+		}
 	}
-	if !resp.NotLeader || resp.Leader == noLeader || req.Forwarded {
-		return resp
-	}
-	// A follower forwards to the leader it knows, once.
+	forwards.Wait()
+	return out
+}
+
+// forward sends a client's command to the leader lead and returns its answer.
+func (n *node) forward(lead string, req *CommandRequest, wait time.Duration) CommandResponse {
 	fwd := *req
 	fwd.Forwarded = true
-	fwd.Wait = wait - time.Since(start)
-	lead := resp.Leader
+	fwd.Wait = wait
 	resp, err := n.trans.forward(lead, &fwd)
 	if err != nil {
 		if errors.Is(err, errNotSent) {
