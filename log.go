@@ -72,6 +72,9 @@ type walMeta struct {
 	// 0: not known yet (a spare learns it from the first leader that contacts it, and
 	// a dir written before cluster ids has it set when opened).
 	ClusterID uint64
+	// ClusterID was guessed when a dir written before cluster ids was opened, by a
+	// server that joined as a spare: the first leader's id replaces it if they differ.
+	ClusterIDGuessed bool
 }
 
 // logPosition names a log entry.
@@ -124,8 +127,9 @@ type storage struct {
 	last logPosition
 	snap SnapshotMeta
 
-	metaMu sync.Mutex // guards meta: SetClusterID may be called by any goroutine
+	metaMu sync.Mutex // guards meta and closed: SetClusterID may be called by any goroutine
 	meta   walMeta
+	closed bool
 }
 
 // openStorage opens (or creates) the data dir of node id and loads what it holds: the
@@ -184,7 +188,7 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
 	}
 	s.segs = d.segs
-	s.meta = walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap, ClusterID: d.meta.ClusterID}
+	s.meta = walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap, ClusterID: d.meta.ClusterID, ClusterIDGuessed: d.meta.ClusterIDGuessed}
 	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
 	if err := removeStale(dir, st.Snapshot, true); err != nil {
 		return nil, st, nil, "", err
@@ -199,19 +203,23 @@ func writeMeta(dir string, m walMeta) error {
 	return writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(m)))
 }
 
-// ClusterID is the cluster the data dir belongs to (0: not known yet).
-func (s *storage) ClusterID() uint64 {
+// ClusterID is the cluster the data dir belongs to (0: not known yet), and whether it
+// was guessed (walMeta.ClusterIDGuessed).
+func (s *storage) ClusterID() (id uint64, guessed bool) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
-	return s.meta.ClusterID
+	return s.meta.ClusterID, s.meta.ClusterIDGuessed
 }
 
 // SetClusterID records, durably, that the data dir belongs to cluster id.
-func (s *storage) SetClusterID(id uint64) error {
+func (s *storage) SetClusterID(id uint64, guessed bool) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	if s.closed {
+		return errors.New("record the cluster id: the data dir is closed")
+	}
 	m := s.meta
-	m.ClusterID = id
+	m.ClusterID, m.ClusterIDGuessed = id, guessed
 	if err := writeMeta(s.dir, m); err != nil {
 		return fmt.Errorf("record the cluster id: %w", err)
 	}
@@ -705,6 +713,9 @@ func (s *storage) write(rec walRecord) error {
 
 // Close closes the log and releases the data dir.
 func (s *storage) Close() error {
+	s.metaMu.Lock()
+	s.closed = true
+	s.metaMu.Unlock()
 	err := s.f.Close()
 	s.lock.Close()
 	return err

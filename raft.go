@@ -198,10 +198,10 @@ const (
 	catchUpIdleTimeout = 10 // election timeouts
 )
 
-// A message from a server outside every configuration this one knows is refused if its
-// term is more than this far ahead. Pre-vote keeps terms from growing without real
-// elections, so a member that missed this many is not a plausible case; a buggy or
-// malicious node, or a corrupt term, is.
+// A vote request or reply from a server outside every configuration this one knows is
+// refused if its term is more than this far ahead. Pre-vote keeps terms from growing
+// without real elections, so a candidate this far ahead that this server has never heard
+// of is not a plausible case; a buggy or malicious node, or a corrupt term, is.
 const maxTermLead = 1000
 
 type role uint8
@@ -456,10 +456,12 @@ func (r *raft) inLease() bool {
 // Step advances the core by one message from another server.
 func (r *raft) Step(m Message) {
 	switch {
-	case m.Term > r.currentTerm+maxTermLead && !r.knows(m.From):
-		// A server outside every configuration this one knows cannot be the leader it
-		// lags behind by this many terms: a buggy or misconfigured node, or garbage. Its
-		// term would be adopted for good, so the message changes nothing.
+	case m.Term > r.currentTerm+maxTermLead && !r.knows(m.From) && m.Type != MsgApp && m.Type != MsgHeartbeat && m.Type != MsgSnap:
+		// A candidate, or a reply, from a server outside every configuration this one
+		// knows, this many terms ahead: a buggy or misconfigured node, or garbage. Its
+		// term would be adopted for good, so the message changes nothing. A leader's
+		// messages are taken: this server may lag behind the configuration that made it
+		// leader, or be a new server (term 0) that knows only its -c.
 		r.warnings = append(r.warnings, fmt.Sprintf("refused %s from %s: term %d is more than %d terms ahead of this server's %d, and %s is not a member",
 			m.Type, m.From, m.Term, maxTermLead, r.currentTerm, m.From))
 		return

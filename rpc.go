@@ -418,7 +418,9 @@ type serverCodec struct {
 	dec    *gob.Decoder
 	enc    *gob.Encoder
 	out    *bufio.Writer
-	closed bool
+
+	closing  sync.Once
+	closeErr error
 }
 
 func newServerCodec(conn io.ReadWriteCloser, remote string, logger *slog.Logger) *serverCodec {
@@ -435,12 +437,18 @@ func (c *serverCodec) ReadRequestBody(body any) error {
 	return c.refused(c.dec.Decode(body))
 }
 
-// refused logs a request that could not be read, unless the connection just ended.
+// refused closes the connection after a request that could not be read (net/rpc would
+// read on, from wherever the refused request left the stream), and logs it, unless the
+// connection just ended.
 func (c *serverCodec) refused(err error) error {
+	if err == nil {
+		return nil
+	}
 	var netErr net.Error
-	if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.As(err, &netErr) && !errors.Is(err, syscall.ECONNRESET) {
+	if err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.As(err, &netErr) && !errors.Is(err, syscall.ECONNRESET) {
 		c.logger.Warn("refused a request that does not decode; connection closed", "from", c.remote, "err", err)
 	}
+	c.Close()
 	return err
 }
 
@@ -456,12 +464,11 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	return c.out.Flush()
 }
 
+// Close closes the connection, once: the reading goroutine (refused), a handler's
+// failed response and net/rpc itself may each call it.
 func (c *serverCodec) Close() error {
-	if c.closed {
-		return nil
-	}
-	c.closed = true
-	return c.conn.Close()
+	c.closing.Do(func() { c.closeErr = c.conn.Close() })
+	return c.closeErr
 }
 
 // gobLimit passes a gob stream through, refusing a message whose length prefix (a gob
@@ -472,12 +479,16 @@ type gobLimit struct {
 	limit   uint64
 	pending []byte // the current message's length prefix, not yet passed on
 	left    uint64 // bytes of the current message not yet passed on
+	err     error  // a refused message: the stream ends there
 }
 
 func (g *gobLimit) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
 	if len(g.pending) == 0 && g.left == 0 {
-		if err := g.next(); err != nil {
-			return 0, err
+		if g.err = g.next(); g.err != nil {
+			return 0, g.err
 		}
 	}
 	if len(g.pending) > 0 {

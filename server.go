@@ -122,13 +122,8 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
 		logger.Warn("the data dir holds the membership; -c is ignored", "c", cfg.Bootstrap.Members)
 	}
-	if store.ClusterID() == 0 && st.Bootstrap.contains(cfg.ID) {
-		// A member of the first configuration: its cluster is named by that configuration
-		// (and -cluster-token), the same on every member without a word exchanged. A spare
-		// learns the id from the first leader that contacts it.
-		if err := store.SetClusterID(newClusterID(st.Bootstrap, cfg.ClusterToken)); err != nil {
-			return err
-		}
+	if err := initClusterID(store, st, cfg); err != nil {
+		return explainStorageError(err)
 	}
 	ln, err := net.Listen("tcp", cfg.ID)
 	if err != nil {
@@ -213,7 +208,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 	}
 	n.trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
 	if store != nil {
-		n.trans.cluster = store.ClusterID
+		n.trans.cluster = func() uint64 { id, _ := store.ClusterID(); return id }
 	}
 	return n
 }
@@ -236,7 +231,8 @@ func (n *node) report(m Message) {
 
 func (n *node) logStart(cfg nodeConfig, st persistentState) {
 	s := n.core.status()
-	attrs := []any{"cluster_id", formatClusterID(n.store.ClusterID()), "dir", cfg.DataDir, "loaded_in", n.loaded.Round(time.Millisecond).String(), "term", s.Term, "last_index", s.LastLog}
+	id, _ := n.store.ClusterID()
+	attrs := []any{"cluster_id", formatClusterID(id), "dir", cfg.DataDir, "loaded_in", n.loaded.Round(time.Millisecond).String(), "term", s.Term, "last_index", s.LastLog}
 	if st.Snapshot.Index > 0 {
 		attrs = append(attrs, "snapshot_index", st.Snapshot.Index)
 	}
@@ -503,7 +499,9 @@ func (n *node) status() (NodeStatus, error) {
 	}
 	s := <-reply
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Cluster: formatClusterID(n.store.ClusterID())}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot}
+	id, _ := n.store.ClusterID()
+	st.Cluster = formatClusterID(id)
 	peers := map[string]peerStatus{}
 	for _, p := range s.Peers {
 		peers[p.ID] = p
@@ -770,22 +768,40 @@ func checkMessage(m Message) error {
 	return nil
 }
 
+// initClusterID gives a data dir that has no cluster id one, if it can. A member of the
+// first configuration names its cluster by that configuration (and -cluster-token): the
+// same on every member, without a word exchanged. A fresh spare learns the id from the
+// first leader that contacts it. A server that joined as a spare and has a log from
+// before cluster ids guesses as the members do, from the -c it was started with (the
+// cluster's, usually); a leader's id replaces a wrong guess.
+func initClusterID(store *storage, st persistentState, cfg nodeConfig) error {
+	if id, _ := store.ClusterID(); id != 0 {
+		return nil
+	}
+	member := st.Bootstrap.contains(cfg.ID)
+	if !member && len(st.Entries) == 0 && st.Snapshot.Index == 0 {
+		return nil
+	}
+	return store.SetClusterID(newClusterID(st.Bootstrap, cfg.ClusterToken), !member)
+}
+
 // checkCluster refuses messages from a server of another cluster: a stray node of an
 // old cluster on the same address, or a member of another cluster given a wrong -c. A
 // server that does not know its cluster yet (a spare no leader has contacted) joins
 // the cluster of the first leader that does (fromLeader).
 func (n *node) checkCluster(cluster uint64, from string, fromLeader bool) error {
-	mine := n.store.ClusterID()
+	mine, _ := n.store.ClusterID()
 	if cluster == mine && mine != 0 {
 		return nil
 	}
 	n.clusterMu.Lock()
 	defer n.clusterMu.Unlock()
-	if mine = n.store.ClusterID(); mine == 0 && cluster != 0 && fromLeader {
-		if err := n.store.SetClusterID(cluster); err != nil {
+	mine, guessed := n.store.ClusterID()
+	if (mine == 0 || guessed) && cluster != 0 && fromLeader {
+		if err := n.store.SetClusterID(cluster, false); err != nil {
 			return err
 		}
-		n.logger.Info("joined the cluster of the leader that contacted this server", "cluster_id", formatClusterID(cluster), "leader", from)
+		n.logger.Info("joined the cluster of the leader that contacted this server", "cluster_id", formatClusterID(cluster), "leader", from, "was", formatClusterID(mine))
 		return nil
 	}
 	if cluster == mine && mine != 0 {
@@ -793,7 +809,7 @@ func (n *node) checkCluster(cluster uint64, from string, fromLeader bool) error 
 	}
 	err := fmt.Errorf("%s refused messages from %s: it is of cluster %s, and %s of cluster %s (a data dir belongs to one cluster: check -c, -d and -cluster-token)",
 		n.id, from, formatClusterID(cluster), n.id, formatClusterID(mine))
-	if key := from + "/" + formatClusterID(cluster); !n.clusterWarned[key] {
+	if key := from + "/" + formatClusterID(cluster); !n.clusterWarned[key] && len(n.clusterWarned) < 1000 {
 		if n.clusterWarned == nil {
 			n.clusterWarned = map[string]bool{}
 		}

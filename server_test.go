@@ -253,11 +253,11 @@ func TestOtherClusterRefused(t *testing.T) {
 	from := "127.0.0.1:2"
 	vote := Message{Type: MsgVote, From: from, To: n.id, Term: 1}
 	beat := Message{Type: MsgHeartbeat, From: from, To: n.id, Term: 1}
-	if err := svc.Deliver(&Batch{Cluster: 7, Messages: []Message{vote}}, &Ack{}); err == nil || n.store.ClusterID() != 0 {
-		t.Fatalf("a vote request made the node join cluster %d (err %v)", n.store.ClusterID(), err)
+	if err := svc.Deliver(&Batch{Cluster: 7, Messages: []Message{vote}}, &Ack{}); err == nil || clusterOf(n.store) != 0 {
+		t.Fatalf("a vote request made the node join cluster %d (err %v)", clusterOf(n.store), err)
 	}
-	if err := svc.Deliver(&Batch{Cluster: 7, Messages: []Message{beat}}, &Ack{}); err != nil || n.store.ClusterID() != 7 {
-		t.Fatalf("a leader's heartbeat: err %v, cluster %d; want 7", err, n.store.ClusterID())
+	if err := svc.Deliver(&Batch{Cluster: 7, Messages: []Message{beat}}, &Ack{}); err != nil || clusterOf(n.store) != 7 {
+		t.Fatalf("a leader's heartbeat: err %v, cluster %d; want 7", err, clusterOf(n.store))
 	}
 	if m := <-n.recvc; m.Type != MsgHeartbeat {
 		t.Fatalf("the loop got %+v", m)
@@ -274,8 +274,8 @@ func TestOtherClusterRefused(t *testing.T) {
 	if err := svc.InstallSnapshot(&SnapshotChunk{Cluster: 8, From: from, To: n.id, Term: 1, Data: []byte("x")}, &ack); err == nil || n.recv != nil {
 		t.Fatalf("a snapshot of cluster 8: err %v, receiving %v", err, n.recv != nil)
 	}
-	if len(n.recvc) != 0 || n.store.ClusterID() != 7 {
-		t.Fatalf("refused messages reached the loop (%d) or changed the cluster (%d)", len(n.recvc), n.store.ClusterID())
+	if len(n.recvc) != 0 || clusterOf(n.store) != 7 {
+		t.Fatalf("refused messages reached the loop (%d) or changed the cluster (%d)", len(n.recvc), clusterOf(n.store))
 	}
 	all, _ := logs.snapshot()
 	if got := len(slices.DeleteFunc(all, func(l string) bool { return !strings.Contains(l, "of cluster 0000000000000008") })); got != 1 {
@@ -299,5 +299,63 @@ func TestStorageErrorsExplained(t *testing.T) {
 	}
 	if err := errors.New("other"); explainStorageError(err) != err {
 		t.Error("an unrelated error was changed")
+	}
+}
+
+func clusterOf(s *storage) uint64 {
+	id, _ := s.ClusterID()
+	return id
+}
+
+// Data dirs written before cluster ids: a one-member cluster grown by adding spares
+// (started with -c of that member), the way the README shows. Each opens with the same
+// id, so they keep talking after the upgrade; the spares' ids are guesses, which a
+// leader's id replaces if they differ. (Found in review: the spares stayed at "none",
+// and a cluster of them never elected a leader again.)
+func TestClusterIDsOfOldDataDirs(t *testing.T) {
+	a, b := "127.0.0.1:1", "127.0.0.1:2"
+	boot := Config{Members: []string{a}}
+	open := func(id string, withLog bool) (*storage, persistentState) {
+		dir := t.TempDir()
+		store, st, _, _, err := openStorage(dir, id, boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withLog {
+			if err := store.Save(&HardState{Term: 2}, []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			st.Entries = []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 2}}
+		}
+		t.Cleanup(func() { store.Close() })
+		return store, st
+	}
+	sa, sta := open(a, true)
+	sb, stb := open(b, true)
+	fresh, stf := open("127.0.0.1:3", false)
+	for _, c := range []struct {
+		store *storage
+		st    persistentState
+		id    string
+	}{{sa, sta, a}, {sb, stb, b}, {fresh, stf, "127.0.0.1:3"}} {
+		if err := initClusterID(c.store, c.st, nodeConfig{ID: c.id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ida, guessedA := sa.ClusterID()
+	idb, guessedB := sb.ClusterID()
+	if ida == 0 || ida != idb || guessedA || !guessedB || clusterOf(fresh) != 0 {
+		t.Fatalf("member %x (guessed %v), joined spare %x (guessed %v), fresh spare %x", ida, guessedA, idb, guessedB, clusterOf(fresh))
+	}
+	// A leader of another id corrects the guess, once; other messages do not.
+	n := &node{id: b, store: sb, logger: slog.New(slog.DiscardHandler)}
+	if err := n.checkCluster(ida+1, a, false); err == nil || clusterOf(sb) != ida {
+		t.Fatalf("a vote request changed the guessed id: %v, %x", err, clusterOf(sb))
+	}
+	if err := n.checkCluster(ida+1, a, true); err != nil || clusterOf(sb) != ida+1 {
+		t.Fatalf("a leader did not correct the guessed id: %v, %x", err, clusterOf(sb))
+	}
+	if err := n.checkCluster(ida, a, true); err == nil {
+		t.Fatal("once corrected, the id changed again")
 	}
 }

@@ -100,19 +100,37 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	if names, err := listDir(dir); err == nil && len(names) > 0 {
 		return SnapshotMeta{}, fmt.Errorf("-restore builds a new data dir, and %s is not empty (move it away, or give another -d)", dir)
 	}
+	// Built beside it and renamed into place: a restore that fails half-way (a full
+	// disk) leaves no data dir that a later start would take for a new, empty one.
+	tmp := filepath.Clean(dir) + ".restoring"
+	os.RemoveAll(tmp) // what an earlier failed attempt left
+	meta.Config, meta.ConfigIndex = bootstrap, meta.Index
+	if err := buildRestoredDir(tmp, id, bootstrap, meta, data); err != nil {
+		os.RemoveAll(tmp)
+		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+	}
+	os.Remove(dir) // empty, or absent; rename replaces neither a full dir nor a file
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+	}
+	return meta, syncDir(filepath.Dir(filepath.Clean(dir)))
+}
+
+// buildRestoredDir writes a whole data dir at dir whose log starts after snapshot meta.
+func buildRestoredDir(dir, id string, bootstrap Config, meta SnapshotMeta, data []byte) error {
 	store, _, _, _, err := openStorage(dir, id, bootstrap)
 	if err != nil {
-		return SnapshotMeta{}, err
+		return err
 	}
 	defer store.Close()
-	meta.Config, meta.ConfigIndex = bootstrap, meta.Index
 	if err := writeSnapshot(dir, meta, data); err != nil {
-		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+		return err
 	}
 	if err := store.SaveSnapshot(meta, true); err != nil {
-		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
+		return err
 	}
-	return meta, store.Save(&HardState{Term: meta.Term, Commit: meta.Index}, nil)
+	return store.Save(&HardState{Term: meta.Term, Commit: meta.Index}, nil)
 }
 
 // --- Sending a snapshot to a follower (InstallSnapshot, in chunks) ---
