@@ -100,7 +100,7 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 		}
 		return float64(all[min(int(q*float64(len(all))), len(all)-1)].Microseconds()) / 1000
 	}
-	fmt.Fprintf(stdout, "ops=%d conc=%d size=%d secs=%.2f ops_per_sec=%.0f p50_ms=%.1f p99_ms=%.1f errors=%d mode=%s\n",
+	fmt.Fprintf(stdout, "ops=%d conc=%d size=%d secs=%.2f ops_per_sec=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d mode=%s\n",
 		done.Load(), cfg.Conc, cfg.Size, secs, float64(done.Load())/secs, ms(0.50), ms(0.99), failed.Load(), mode)
 	if n := failed.Load(); n > 0 {
 		fmt.Fprintf(stderr, "raft: bench: %d appends did not commit (first: %v)\n", n, firstErr.Load())
