@@ -371,7 +371,7 @@ func (r *jepsenRun) restart(id string) {
 // countSnapshots adds up what a node process logged about snapshots.
 func (r *jepsenRun) countSnapshots(p *proc) {
 	if p != nil {
-		r.actions["(nodes) snapshots taken"] += p.stderr.count("log compacted")
+		r.actions["(nodes) snapshots taken"] += strings.Count(p.stderr.String(), "log compacted")
 		r.actions["(nodes) snapshots installed"] += strings.Count(p.stderr.String(), "installed snapshot")
 	}
 }
