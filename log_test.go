@@ -478,10 +478,10 @@ func TestMachineSnapshotRoundTrip(t *testing.T) {
 		m.apply([]byte(msg))
 	}
 	var back machine
-	if err := back.restore(encodeMachine(m.view()), machineFormat); err != nil || !slices.Equal(back.messages, m.messages) {
+	if err := back.restore(encodeMachine(m.testView()), machineFormat); err != nil || !slices.Equal(back.messages, m.messages) {
 		t.Fatalf("restored %q (%v), want %q", back.messages, err, m.messages)
 	}
-	data := encodeMachine(m.view())
+	data := encodeMachine(m.testView())
 	for cut := 0; cut < len(data); cut++ {
 		if err := back.restore(data[:cut], machineFormat); err == nil {
 			t.Fatalf("snapshot data cut at %d of %d restored without error", cut, len(data))

@@ -3,6 +3,11 @@
 // applied. Every server applies the same entries in the same order, so every server
 // prints the same lines.
 //
+// The messages up to the latest snapshot stay in the snapshot file, not in memory: the
+// machine keeps the file open and the offset of every storedIndexEvery-th message, and
+// reads them when a print needs them. Only the messages applied since (at most about
+// -snapshot-entries) are in memory, so a node's memory does not grow with the log.
+//
 // It also remembers, per client session, the last command it applied and what that
 // printed (dissertation §6.3): a command retried after a lost answer or a leader change
 // carries the same session and sequence number, and is answered from memory instead of
@@ -11,11 +16,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -24,10 +34,69 @@ import (
 const sessionTTL = time.Hour
 
 type machine struct {
-	messages []string
+	stored   storedMessages // the first messages, in a snapshot file
+	messages []string       // the messages applied after them
 	sessions map[uint64]*session
 	clock    int64 // the latest leader time seen in the log, in Unix nanoseconds
 	swept    int64 // the clock when expired sessions were last removed
+	err      error // reading stored messages failed: the node cannot go on
+}
+
+// storedMessages are the first count messages of a machine, in a snapshot file: each a
+// length (uvarint) and its bytes, from index[0] up to end, with index[i] the offset of
+// message i*storedIndexEvery.
+type storedMessages struct {
+	f     *os.File // nil: none
+	count uint64
+	index []int64
+	end   int64
+}
+
+const storedIndexEvery = 256
+
+// total is the number of messages applied.
+func (m *machine) total() uint64 { return m.stored.count + uint64(len(m.messages)) }
+
+// slice returns messages [from, to) (0-based), reading the stored ones from their file.
+// A read error is kept in m.err (the caller stops the node) and yields what was read.
+func (m *machine) slice(from, to uint64) []string {
+	out := make([]string, 0, to-from)
+	if from < m.stored.count {
+		got, err := m.stored.read(from, min(to, m.stored.count))
+		out = append(out, got...)
+		if err != nil && m.err == nil {
+			m.err = fmt.Errorf("read the messages stored in %s: %w", m.stored.f.Name(), err)
+		}
+	}
+	if to > m.stored.count {
+		out = append(out, m.messages[max(from, m.stored.count)-m.stored.count:to-m.stored.count]...)
+	}
+	return out
+}
+
+// read returns stored messages [from, to).
+func (s storedMessages) read(from, to uint64) ([]string, error) {
+	k := from / storedIndexEvery
+	r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.index[k], s.end-s.index[k]), 64<<10)
+	var out []string
+	for i := k * storedIndexEvery; i < to; i++ {
+		size, err := binary.ReadUvarint(r)
+		if err != nil {
+			return out, err
+		}
+		if i < from {
+			_, err = r.Discard(int(size))
+		} else {
+			b := make([]byte, size)
+			if _, err = io.ReadFull(r, b); err == nil {
+				out = append(out, string(b))
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 // session is what the machine remembers of one client's last command.
@@ -77,7 +146,7 @@ func decodeCommand(data []byte) (command, error) {
 func (m *machine) apply(data []byte) string {
 	msg := string(data)
 	m.messages = append(m.messages, msg)
-	return m.output(msg, uint64(len(m.messages)))
+	return m.output(msg, m.total())
 }
 
 // output is what applying msg, the pos-th message, prints.
@@ -93,7 +162,7 @@ func (m *machine) output(msg string, pos uint64) string {
 
 // logs is the "Logs [...]" line of the first n messages.
 func (m *machine) logs(n uint64) string {
-	return "Logs [" + strings.Join(m.messages[:n], " ") + "]"
+	return "Logs [" + strings.Join(m.slice(0, n), " ") + "]"
 }
 
 // applyCommand applies a client command of a session at index. If the session's last
@@ -114,7 +183,7 @@ func (m *machine) applyCommand(index uint64, c command) (result string, appliedA
 		return "", 0, fmt.Errorf("command %d of this session is older than its last (%d): the client has moved on", c.Seq, s.seq)
 	}
 	m.messages = append(m.messages, c.Message)
-	pos := uint64(len(m.messages))
+	pos := m.total()
 	s = &session{seq: c.Seq, index: index, lastSeen: m.clock}
 	switch c.Message {
 	case "count":
@@ -152,20 +221,36 @@ func (m *machine) expire() {
 }
 
 // machineView is a consistent copy of the machine for a snapshot written in the
-// background: later applies only append messages past its end, and sessions are copied.
+// background: later applies only append messages past its end, sessions are copied, and
+// it reads the stored messages through its own handle on their file (close it).
 type machineView struct {
+	stored       storedMessages
 	messages     []string
 	sessions     map[uint64]session
 	clock, swept int64
 }
 
-func (m *machine) view() machineView {
-	v := machineView{messages: m.messages[:len(m.messages):len(m.messages)], sessions: map[uint64]session{},
+func (m *machine) view() (machineView, error) {
+	v := machineView{stored: m.stored, messages: m.messages[:len(m.messages):len(m.messages)], sessions: map[uint64]session{},
 		clock: m.clock, swept: m.swept}
+	if m.stored.f != nil {
+		// Its own descriptor: the loop may close the machine's while the view is written.
+		fd, err := syscall.Dup(int(m.stored.f.Fd()))
+		if err != nil {
+			return v, fmt.Errorf("snapshot: %w", err)
+		}
+		v.stored.f = os.NewFile(uintptr(fd), m.stored.f.Name())
+	}
 	for id, s := range m.sessions {
 		v.sessions[id] = *s
 	}
-	return v
+	return v, nil
+}
+
+func (v machineView) close() {
+	if v.stored.f != nil {
+		v.stored.f.Close()
+	}
 }
 
 // encodeMachine lays out a snapshot of the machine (uvarints unless said otherwise):
@@ -176,17 +261,41 @@ func (m *machine) view() machineView {
 //
 // Format 0 (snapshots written before sessions existed) has only the messages.
 func encodeMachine(v machineView) []byte {
-	size := binary.MaxVarintLen64 * (3 + 6*len(v.sessions))
-	for _, msg := range v.messages {
-		size += binary.MaxVarintLen64 + len(msg)
+	var buf bytes.Buffer
+	if _, err := encodeMachineTo(&buf, v); err != nil {
+		panic(fmt.Sprintf("encode a machine in memory: %v", err)) // only stored messages can fail to read
 	}
-	b := make([]byte, 0, size)
-	b = binary.AppendUvarint(b, uint64(len(v.messages)))
-	for _, msg := range v.messages {
-		b = binary.AppendUvarint(b, uint64(len(msg)))
-		b = append(b, msg...)
+	return buf.Bytes()
+}
+
+// encodeMachineTo writes v as encodeMachine lays it out, copying the stored messages
+// from their file, and returns where the messages are in what it wrote.
+func encodeMachineTo(w io.Writer, v machineView) (storedMessages, error) {
+	cw := &countingWriter{w: w}
+	var b []byte
+	total := v.stored.count + uint64(len(v.messages))
+	cw.Write(binary.AppendUvarint(b, total))
+	out := storedMessages{count: total}
+	if v.stored.count > 0 {
+		// The stored messages, as they are in their file; their offsets move by as much.
+		shift := cw.n - v.stored.index[0]
+		for _, at := range v.stored.index {
+			out.index = append(out.index, at+shift)
+		}
+		if _, err := io.Copy(cw, io.NewSectionReader(v.stored.f, v.stored.index[0], v.stored.end-v.stored.index[0])); err != nil {
+			return out, fmt.Errorf("copy the stored messages from %s: %w", v.stored.f.Name(), err)
+		}
 	}
-	b = binary.AppendVarint(b, v.clock)
+	for i, msg := range v.messages {
+		if (v.stored.count+uint64(i))%storedIndexEvery == 0 {
+			out.index = append(out.index, cw.n)
+		}
+		b = binary.AppendUvarint(b[:0], uint64(len(msg)))
+		cw.Write(b)
+		io.WriteString(cw, msg)
+	}
+	out.end = cw.n
+	b = binary.AppendVarint(b[:0], v.clock)
 	b = binary.AppendVarint(b, v.swept)
 	b = binary.AppendUvarint(b, uint64(len(v.sessions)))
 	ids := make([]uint64, 0, len(v.sessions))
@@ -205,37 +314,118 @@ func encodeMachine(v machineView) []byte {
 		}
 		b = binary.AppendVarint(b, s.lastSeen)
 	}
-	return b
+	cw.Write(b)
+	return out, cw.err
+}
+
+// countingWriter counts what it writes and keeps the first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
 }
 
 // machineFormat is the layout encodeMachine writes, recorded in SnapshotMeta.Machine.
 const machineFormat = 1
 
-// restore replaces the machine's state with a snapshot's, laid out in format.
+// restore replaces the machine's state with a snapshot's, laid out in format, holding
+// every message in memory.
 func (m *machine) restore(data []byte, format int) error {
+	all := string(data) // one string holds the message bytes; each message is a slice of it
+	var messages []string
+	st, err := parseMachine(data, format, func(_ uint64, at, size int) {
+		messages = append(messages, all[at:at+size])
+	})
+	if err != nil {
+		return err
+	}
+	m.close()
+	m.stored, m.messages, m.sessions, m.clock, m.swept = storedMessages{}, messages, st.sessions, st.clock, st.swept
+	return nil
+}
+
+// restoreFile replaces the machine's state with a snapshot's whose machine bytes, data,
+// are at offset off of file f: the messages stay there (the machine keeps f open), the
+// rest is loaded.
+func (m *machine) restoreFile(f *os.File, off int64, data []byte, format int) error {
+	stored := storedMessages{f: f}
+	st, err := parseMachine(data, format, func(i uint64, at, size int) {
+		if i%storedIndexEvery == 0 {
+			stored.index = append(stored.index, off+int64(at)-int64(uvarintLen(uint64(size))))
+		}
+		stored.count, stored.end = i+1, off+int64(at+size)
+	})
+	if err != nil {
+		return err
+	}
+	m.close()
+	m.stored, m.messages, m.sessions, m.clock, m.swept = stored, nil, st.sessions, st.clock, st.swept
+	return nil
+}
+
+// storeUpTo makes the messages of a snapshot file just written, stored (its messages
+// are the first stored.count of this machine, stored.f its file), the machine's stored
+// messages, and forgets them from memory.
+func (m *machine) storeUpTo(stored storedMessages) {
+	if stored.count < m.stored.count || stored.count > m.total() {
+		stored.f.Close() // not this machine's (cannot happen: the loop checks first)
+		return
+	}
+	rest := m.messages[stored.count-m.stored.count:]
+	m.close()
+	m.stored, m.messages = stored, append([]string(nil), rest...) // a new array: the old one held them all
+}
+
+// close closes the stored messages' file.
+func (m *machine) close() {
+	if m.stored.f != nil {
+		m.stored.f.Close()
+	}
+}
+
+func uvarintLen(x uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], x)
+}
+
+// machineState is what a snapshot holds besides the messages.
+type machineState struct {
+	sessions     map[uint64]*session
+	clock, swept int64
+}
+
+// parseMachine checks a snapshot's machine bytes, laid out in format, and hands each
+// message (its number, where its bytes start and how many) to message.
+func parseMachine(data []byte, format int, message func(i uint64, at, size int)) (machineState, error) {
+	st := machineState{sessions: map[uint64]*session{}}
 	if format > machineFormat {
-		return fmt.Errorf("snapshot data: format %d; this binary reads up to %d: run a newer raft", format, machineFormat)
+		return st, fmt.Errorf("snapshot data: format %d; this binary reads up to %d: run a newer raft", format, machineFormat)
 	}
 	r := snapReader{data: data}
 	count := r.uvarint()
 	if r.err != nil || count > uint64(len(data)) {
-		return errors.New("snapshot data: bad message count")
+		return st, errors.New("snapshot data: bad message count")
 	}
-	// One string holds the message bytes; each message is a slice of it.
-	all := string(data)
-	messages := make([]string, 0, count)
-	for range count {
+	for i := range count {
 		size := r.uvarint()
 		if r.err != nil || size > uint64(len(data)-r.off) {
-			return fmt.Errorf("snapshot data: message %d is cut short", len(messages)+1)
+			return st, fmt.Errorf("snapshot data: message %d is cut short", i+1)
 		}
-		messages = append(messages, all[r.off:r.off+int(size)])
+		message(i, r.off, int(size))
 		r.off += int(size)
 	}
-	sessions := map[uint64]*session{}
-	var clock, swept int64
 	if format >= 1 {
-		clock, swept = r.varint(), r.varint()
+		st.clock, st.swept = r.varint(), r.varint()
 		n := r.uvarint()
 		if r.err == nil && n > uint64(len(data)) {
 			r.err = errors.New("bad session count")
@@ -243,17 +433,16 @@ func (m *machine) restore(data []byte, format int) error {
 		for i := uint64(0); i < n && r.err == nil; i++ {
 			id := r.uvarint()
 			s := &session{seq: r.uvarint(), index: r.uvarint(), printed: r.uvarint(), count: r.uvarint() == 1, lastSeen: r.varint()}
-			sessions[id] = s
+			st.sessions[id] = s
 		}
 		if r.err != nil {
-			return fmt.Errorf("snapshot data: sessions: %v", r.err)
+			return st, fmt.Errorf("snapshot data: sessions: %v", r.err)
 		}
 	}
 	if r.off != len(data) {
-		return fmt.Errorf("snapshot data: %d bytes after the end", len(data)-r.off)
+		return st, fmt.Errorf("snapshot data: %d bytes after the end", len(data)-r.off)
 	}
-	m.messages, m.sessions, m.clock, m.swept = messages, sessions, clock, swept
-	return nil
+	return st, nil
 }
 
 // snapReader reads varints from a snapshot, remembering the first error.

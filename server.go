@@ -81,10 +81,11 @@ type node struct {
 
 // snapshotDone is the outcome of writing a snapshot in the background.
 type snapshotDone struct {
-	meta  SnapshotMeta
-	bytes int
-	took  time.Duration
-	err   error
+	meta   SnapshotMeta
+	stored storedMessages // where its messages are in the file
+	bytes  int
+	took   time.Duration
+	err    error
 }
 
 // proposal is a client command on its way through the loop.
@@ -116,22 +117,28 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 		logger.Info(notice)
 	}
 	var sm machine
-	if err := sm.restore(snapData, st.Snapshot.Machine); snapData != nil && err != nil {
-		return fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(cfg.DataDir, snapshotName(st.Snapshot)), err)
+	if snapData != nil {
+		if err := openSnapshotMessages(cfg.DataDir, st.Snapshot, snapData, &sm); err != nil {
+			return fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(cfg.DataDir, snapshotName(st.Snapshot)), err)
+		}
+		snapData = nil // the messages stay in the file
 	}
 	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
 		logger.Warn("the data dir holds the membership; -c is ignored", "c", cfg.Bootstrap.Members)
 	}
 	if err := initClusterID(store, st, cfg); err != nil {
+		sm.close()
 		return explainStorageError(err)
 	}
 	ln, err := net.Listen("tcp", cfg.ID)
 	if err != nil {
+		sm.close()
 		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
 	}
 	n := newNode(cfg, st, store, stdout, logger)
 	n.trans.useTLS(cfg.TLS)
 	n.sm = sm
+	defer func() { n.sm.close() }()
 	n.loaded = time.Since(start)
 	stopMetrics, err := n.startMetrics(cfg.Metrics)
 	if err != nil {
@@ -307,6 +314,9 @@ func (n *node) handleReady() error {
 		for _, e := range rd.Committed {
 			n.apply(e)
 		}
+		if n.sm.err != nil {
+			return n.sm.err
+		}
 		saving := n.metrics.saveStarts(&rd)
 		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
 			return err
@@ -360,7 +370,7 @@ func (n *node) installSnapshot(meta SnapshotMeta) error {
 	}
 	data, err := readSnapshot(n.dir, meta)
 	if err == nil {
-		err = n.sm.restore(data, meta.Machine)
+		err = openSnapshotMessages(n.dir, meta, data, &n.sm)
 	}
 	if err != nil {
 		return fmt.Errorf("install snapshot %d: %w", meta.Index, err)
@@ -380,14 +390,20 @@ func (n *node) maybeSnapshot() {
 	if n.snapshotting || n.snapshotEntries == 0 || applied < n.nextSnapshot {
 		return
 	}
+	meta, view := n.core.snapshotMeta(applied), machineView{}
+	view, err := n.sm.view()
+	if err != nil {
+		n.logger.Error("snapshot failed; the log stays whole until the next attempt", "index", applied, "err", err)
+		n.nextSnapshot = applied + n.snapshotEntries
+		return
+	}
 	n.snapshotting = true
-	meta, view := n.core.snapshotMeta(applied), n.sm.view()
 	meta.Machine = machineFormat
 	go func() {
+		defer view.close()
 		start := time.Now()
-		data := encodeMachine(view)
-		err := writeSnapshot(n.dir, meta, data)
-		n.snapc <- snapshotDone{meta: meta, bytes: len(data), took: time.Since(start), err: err}
+		stored, size, err := writeMachineSnapshot(n.dir, meta, view)
+		n.snapc <- snapshotDone{meta: meta, stored: stored, bytes: int(size), took: time.Since(start), err: err}
 	}()
 }
 
@@ -409,6 +425,13 @@ func (n *node) snapshotWritten(done snapshotDone) error {
 	}
 	n.metrics.snapshot(done.bytes)
 	n.core.Compact(done.meta)
+	// Its messages are in the file now: read them from there, not memory.
+	f, err := os.Open(filepath.Join(n.dir, snapshotName(done.meta)))
+	if err != nil {
+		return fmt.Errorf("open the snapshot just written: %w", err)
+	}
+	done.stored.f = f
+	n.sm.storeUpTo(done.stored)
 	n.logger.Info("snapshot written; log compacted", "index", done.meta.Index, "bytes", done.bytes, "took", done.took.Round(time.Millisecond).String())
 	return nil
 }
@@ -477,16 +500,16 @@ func (n *node) answerReads() {
 
 // read is what a read command answers.
 func (n *node) read(req *CommandRequest) string {
-	msgs := n.sm.messages
+	total := n.sm.total()
 	if req.Message == "count" {
-		return fmt.Sprintf("Count %d", len(msgs))
+		return fmt.Sprintf("Count %d", total)
 	}
-	from := min(max(req.From, 1)-1, uint64(len(msgs)))
-	to := uint64(len(msgs))
+	from := min(max(req.From, 1)-1, total)
+	to := total
 	if req.N > 0 {
 		to = min(to, from+req.N)
 	}
-	return "Logs [" + strings.Join(msgs[from:to], " ") + "]"
+	return "Logs [" + strings.Join(n.sm.slice(from, to), " ") + "]"
 }
 
 // status is the node's view of the cluster, for Raft.Status.

@@ -168,8 +168,8 @@ func TestInstalledSnapshotNotWrittenAgain(t *testing.T) {
 		msgs[i] = fmt.Sprint(i)
 	}
 	receive(t, n, SnapshotMeta{Index: 50, Term: 1, Config: n.core.config(), Machine: machineFormat}, msgs)
-	if n.core.snapshot.Index != 50 || len(n.sm.messages) != 50 {
-		t.Fatalf("snapshot not installed: at %d, %d messages", n.core.snapshot.Index, len(n.sm.messages))
+	if n.core.snapshot.Index != 50 || int(n.sm.total()) != 50 {
+		t.Fatalf("snapshot not installed: at %d, %d messages", n.core.snapshot.Index, int(n.sm.total()))
 	}
 	if n.snapshotting {
 		t.Fatalf("after installing the leader's snapshot at 50 the node writes a snapshot at %d", (<-n.snapc).meta.Index)

@@ -9,9 +9,13 @@
 package main
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"math"
 	"net/rpc"
 	"os"
 	"path/filepath"
@@ -40,6 +44,90 @@ func encodeSnapshotFile(meta SnapshotMeta, data []byte) []byte {
 // writeSnapshot writes a snapshot file durably.
 func writeSnapshot(dir string, meta SnapshotMeta, data []byte) error {
 	return writeFileAtomic(dir, snapshotName(meta), encodeSnapshotFile(meta, data))
+}
+
+// writeMachineSnapshot writes a snapshot file of a machine view durably, streaming the
+// view's stored messages from their file: memory use does not grow with the messages.
+// It returns where the messages are in the new file (not opened: f is nil) and its size.
+func writeMachineSnapshot(dir string, meta SnapshotMeta, v machineView) (storedMessages, int64, error) {
+	name := snapshotName(meta)
+	tmp := filepath.Join(dir, name+".tmp")
+	stored, size, err := writeSnapshotFile(tmp, meta, v)
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return stored, 0, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+	}
+	return stored, size, nil
+}
+
+// writeSnapshotFile writes the file at path: the header frame, then the data frame, whose
+// length and checksum are filled in once the data has gone past.
+func writeSnapshotFile(path string, meta SnapshotMeta, v machineView) (storedMessages, int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return storedMessages{}, 0, err
+	}
+	defer f.Close()
+	head := appendFrame(nil, frameNewStream, gobBytes(meta))
+	base := int64(len(head) + frameHeader)
+	if _, err := f.Write(append(head, make([]byte, frameHeader)...)); err != nil {
+		return storedMessages{}, 0, err
+	}
+	crc := crc32.New(crcTable)
+	crc.Write([]byte{frameSnapshotData})
+	out := bufio.NewWriterSize(io.MultiWriter(f, crc), 256<<10)
+	stored, err := encodeMachineTo(out, v)
+	if err == nil {
+		err = out.Flush()
+	}
+	if err != nil {
+		return stored, 0, err
+	}
+	pos, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return stored, 0, err
+	}
+	if pos-base > math.MaxUint32 {
+		return stored, 0, fmt.Errorf("the snapshot data is %d bytes, more than a frame holds", pos-base)
+	}
+	var h [frameHeader]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(pos-base))
+	binary.LittleEndian.PutUint32(h[4:], crc.Sum32())
+	h[8] = frameSnapshotData
+	if _, err := f.WriteAt(h[:], int64(len(head))); err != nil {
+		return stored, 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return stored, 0, err
+	}
+	for i := range stored.index {
+		stored.index[i] += base
+	}
+	stored.end += base
+	return stored, pos, f.Close()
+}
+
+// openSnapshotMessages loads the machine of the snapshot described by meta, whose data
+// (read and checked by readSnapshot) is the end of its file, keeping its messages there.
+func openSnapshotMessages(dir string, meta SnapshotMeta, data []byte, sm *machine) error {
+	f, err := os.Open(filepath.Join(dir, snapshotName(meta)))
+	if err != nil {
+		return err
+	}
+	info, err := f.Stat()
+	if err == nil {
+		err = sm.restoreFile(f, info.Size()-int64(len(data)), data, meta.Machine)
+	}
+	if err != nil {
+		f.Close()
+	}
+	return err
 }
 
 // readSnapshot reads the snapshot described by meta and returns the state machine's bytes.

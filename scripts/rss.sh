@@ -2,8 +2,9 @@
 # rss.sh: a node's memory over a long load: a fresh 3-node cluster on 127.0.0.1 under
 # the load generator (c=16, 64-byte messages) for SECONDS (default 300), printing each
 # node's RSS every 30 s and the appends committed so far. Snapshots are on (default
-# -snapshot-entries), so the log in memory stays bounded; the state machine keeps every
-# message, so RSS grows with them by design.
+# -snapshot-entries): the log in memory stays bounded, and the state machine keeps in
+# memory only the messages applied since the latest snapshot (the others are read from
+# its file), so RSS should stay flat.
 #   scripts/rss.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
