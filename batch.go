@@ -26,8 +26,9 @@ type CommandBatchResponse struct {
 }
 
 const (
-	maxBatchCommands = 256 // commands in one Raft.Commands call
-	batchesInFlight  = 4   // Raft.Commands calls out to one server at a time
+	maxBatchCommands     = 256     // commands in one Raft.Commands call
+	maxBatchCommandBytes = 4 << 20 // their messages' bytes (a server reads at most maxRPCBytes)
+	batchesInFlight      = 4       // Raft.Commands calls out to one server at a time
 )
 
 // batcher batches commands by server. Its zero value is not usable: see newBatcher.
@@ -65,19 +66,27 @@ func newBatcher(dial func(addr string) (*rpc.Client, error), grace time.Duration
 	return &batcher{dial: dial, grace: grace, stopc: make(chan struct{}), queues: map[string]*batchQueue{}}
 }
 
-// call sends req to addr in the next batch and waits for its answer. An error wrapping
-// errNotSent means the command certainly never left.
+// call sends req to addr in the next batch and waits for its answer, for req.Wait plus
+// the grace at most, whatever else is in its batch. An error wrapping errNotSent means
+// the command certainly never left.
 func (b *batcher) call(addr string, req *CommandRequest) (CommandResponse, error) {
 	it := &batchItem{req: req, done: make(chan batchResult, 1)}
 	q := b.queue(addr)
+	timer := time.NewTimer(req.Wait + b.grace)
+	defer timer.Stop()
 	select {
 	case q.items <- it:
+	case <-timer.C:
+		return CommandResponse{}, fmt.Errorf("%w: %s had %d commands queued for %v", errNotSent, addr, cap(q.items), req.Wait+b.grace)
 	case <-b.stopc:
 		return CommandResponse{}, fmt.Errorf("%w: %w", errNotSent, errStopping)
 	}
 	select {
-	case r := <-it.done: // the sender answers every item it takes, by its deadline at the latest
+	case r := <-it.done:
 		return r.resp, r.err
+	case <-timer.C:
+		// Its batch may still be answered: this caller just stops waiting.
+		return CommandResponse{}, fmt.Errorf("no answer from %s within %v", addr, req.Wait+b.grace)
 	case <-b.stopc:
 		return CommandResponse{}, errStopping
 	}
@@ -95,26 +104,36 @@ func (b *batcher) queue(addr string) *batchQueue {
 	return q
 }
 
-// run takes a free slot, then everything queued (up to maxBatchCommands), and sends it.
-// While every slot is busy, commands queue up for the next batch.
+// run takes a free slot, then everything queued (up to maxBatchCommands, and
+// maxBatchCommandBytes of messages), and sends it. While every slot is busy, commands
+// queue up for the next batch.
 func (b *batcher) run(q *batchQueue) {
+	var carry *batchItem // taken from the queue, but too big for the batch before
 	for {
 		select {
 		case q.slots <- struct{}{}:
 		case <-b.stopc:
 			return
 		}
-		var batch []*batchItem
-		select {
-		case it := <-q.items:
-			batch = append(batch, it)
-		case <-b.stopc:
-			return
+		batch := []*batchItem{carry}
+		if carry == nil {
+			select {
+			case it := <-q.items:
+				batch[0] = it
+			case <-b.stopc:
+				return
+			}
 		}
+		carry = nil
+		size := len(batch[0].req.Message)
 	drain:
 		for len(batch) < maxBatchCommands {
 			select {
 			case it := <-q.items:
+				if size += len(it.req.Message); size > maxBatchCommandBytes {
+					carry = it
+					break drain
+				}
 				batch = append(batch, it)
 			default:
 				break drain
@@ -134,11 +153,6 @@ func (b *batcher) send(q *batchQueue, batch []*batchItem) {
 			it.done <- batchResult{err: err}
 		}
 	}
-	client, err := b.client(q)
-	if err != nil {
-		finish(fmt.Errorf("%w: %w", errNotSent, err))
-		return
-	}
 	args := &CommandBatch{Requests: make([]CommandRequest, len(batch))}
 	var wait time.Duration
 	for i, it := range batch {
@@ -146,17 +160,45 @@ func (b *batcher) send(q *batchQueue, batch []*batchItem) {
 		wait = max(wait, it.req.Wait)
 	}
 	var reply CommandBatchResponse
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		reply, err = b.sendOnce(q, args, wait)
+		if !errors.Is(err, rpc.ErrShutdown) {
+			break // a cached connection found closed (the server restarted) is redialed once
+		}
+	}
+	if err != nil {
+		finish(err)
+		return
+	}
+	for i, it := range batch {
+		it.done <- batchResult{resp: reply.Responses[i]}
+	}
+}
+
+// sendOnce makes one bounded Raft.Commands call on the queue's connection.
+func (b *batcher) sendOnce(q *batchQueue, args *CommandBatch, wait time.Duration) (CommandBatchResponse, error) {
+	var reply CommandBatchResponse
+	client, err := b.client(q)
+	if err != nil {
+		return reply, fmt.Errorf("%w: %w", errNotSent, err)
+	}
 	call := client.Go("Raft.Commands", args, &reply, make(chan *rpc.Call, 1))
 	timer := time.NewTimer(wait + b.grace)
 	defer timer.Stop()
 	select {
 	case <-call.Done:
 		err = call.Error
-		if errors.Is(err, rpc.ErrShutdown) {
+		var refused rpc.ServerError
+		switch {
+		case errors.Is(err, rpc.ErrShutdown):
 			err = fmt.Errorf("%w: %w", errNotSent, err) // the connection had closed: nothing left
-		}
-		if err == nil && len(reply.Responses) != len(batch) {
-			err = fmt.Errorf("%s answered %d commands with %d responses", q.addr, len(batch), len(reply.Responses))
+		case errors.As(err, &refused):
+			// The server answered without running any of them (Raft.Commands itself never
+			// fails): e.g. a member that takes only TLS.
+			return reply, fmt.Errorf("%w: %w", errNotSent, err)
+		case err == nil && len(reply.Responses) != len(args.Requests):
+			err = fmt.Errorf("%s answered %d commands with %d responses", q.addr, len(args.Requests), len(reply.Responses))
 		}
 	case <-timer.C:
 		err = fmt.Errorf("no answer from %s within %v", q.addr, wait+b.grace)
@@ -165,12 +207,8 @@ func (b *batcher) send(q *batchQueue, batch []*batchItem) {
 	}
 	if err != nil {
 		b.drop(q, client)
-		finish(err)
-		return
 	}
-	for i, it := range batch {
-		it.done <- batchResult{resp: reply.Responses[i]}
-	}
+	return reply, err
 }
 
 // client is the queue's connection, dialed if there is none.

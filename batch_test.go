@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/rpc"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,5 +114,58 @@ func TestBatcherFailures(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("stop left a caller waiting")
+	}
+}
+
+// A batch holds at most maxBatchCommandBytes of messages, so it never reaches the size a
+// server refuses to read. (Found in review: 17 queued 1 MiB messages went as one call
+// the leader refused, and every caller heard "unknown".)
+func TestBatcherBoundsBytes(t *testing.T) {
+	addr, e := serveEcho(t)
+	close(e.release)
+	b := newBatcher(dialRPC, time.Second)
+	defer b.stop()
+	big := strings.Repeat("x", 1<<20)
+	const n = 20
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: big, Wait: 10 * time.Second})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, k := range e.sizes {
+		if k*len(big) > maxBatchCommandBytes {
+			t.Fatalf("a batch of %d 1 MiB messages (sizes %v)", k, e.sizes)
+		}
+	}
+}
+
+// A server that answers without running the batch (no Raft.Commands here) certainly
+// ran none of it; a caller whose batch is held waits no longer than its own Wait.
+// (Found in review: both came back as "outcome unknown", the second after the longest
+// wait in its batch.)
+func TestBatcherOutcomes(t *testing.T) {
+	b := newBatcher(dialRPC, 100*time.Millisecond)
+	defer b.stop()
+	addr, _ := serveSink(t) // has Deliver only
+	_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Second})
+	if !errors.Is(err, errNotSent) || !errors.As(err, new(rpc.ServerError)) {
+		t.Fatalf("from a server without Raft.Commands: %v, want errNotSent and the server's error", err)
+	}
+	held, e := serveEcho(t) // never releases
+	go b.call(held, &CommandRequest{Command: cmdAddServer, Message: ":1", Wait: time.Minute})
+	<-e.arrived
+	start := time.Now()
+	_, err = b.call(held, &CommandRequest{Command: cmdClient, Message: "x", Wait: 200 * time.Millisecond})
+	if err == nil || errors.Is(err, errNotSent) || time.Since(start) > 5*time.Second {
+		t.Fatalf("a 200 ms command behind a held one: %v after %v", err, time.Since(start))
 	}
 }

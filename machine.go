@@ -282,7 +282,8 @@ func encodeMachineTo(w io.Writer, v machineView) (storedMessages, error) {
 		for _, at := range v.stored.index {
 			out.index = append(out.index, at+shift)
 		}
-		if _, err := io.Copy(cw, io.NewSectionReader(v.stored.f, v.stored.index[0], v.stored.end-v.stored.index[0])); err != nil {
+		size := v.stored.end - v.stored.index[0]
+		if _, err := io.CopyN(cw, io.NewSectionReader(v.stored.f, v.stored.index[0], size), size); err != nil { // a short file is an error
 			return out, fmt.Errorf("copy the stored messages from %s: %w", v.stored.f.Name(), err)
 		}
 	}

@@ -312,10 +312,9 @@ func (n *node) handleReady() error {
 		// Ready's write rather than after it.
 		n.metrics.applying(len(rd.Committed))
 		for _, e := range rd.Committed {
-			n.apply(e)
-		}
-		if n.sm.err != nil {
-			return n.sm.err
+			if err := n.apply(e); err != nil {
+				return err
+			}
 		}
 		saving := n.metrics.saveStarts(&rd)
 		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
@@ -330,7 +329,9 @@ func (n *node) handleReady() error {
 	}
 	n.dropUnusedSnapshots()
 	n.logTransitions()
-	n.answerReads()
+	if err := n.answerReads(); err != nil {
+		return err
+	}
 	n.checkTransfers()
 	n.maybeSnapshot()
 	return nil
@@ -486,16 +487,23 @@ func (n *node) readConfirmed(rs ReadState) {
 
 // answerReads answers the confirmed reads whose index has been applied, from the state
 // machine as it is now: it holds at least everything committed before the read arrived.
-func (n *node) answerReads() {
+// A stored message that cannot be read stops the node, before any answer built on it.
+func (n *node) answerReads() error {
 	keep := n.readWait[:0]
 	for _, p := range n.readWait {
 		if p.index > n.core.lastApplied {
 			keep = append(keep, p)
 			continue
 		}
-		p.done <- CommandResponse{Status: StatusOK, Index: n.core.lastApplied, Term: p.term, Leader: n.id, Result: n.read(p.req)}
+		result := n.read(p.req)
+		if n.sm.err != nil {
+			n.readWait = append(keep, p) // unanswered: the node stops, and its client hears so
+			return n.sm.err
+		}
+		p.done <- CommandResponse{Status: StatusOK, Index: n.core.lastApplied, Term: p.term, Leader: n.id, Result: result}
 	}
 	n.readWait = keep
+	return nil
 }
 
 // read is what a read command answers.
@@ -607,7 +615,7 @@ func (n *node) logTransitions() {
 }
 
 // apply applies one committed entry and answers the client waiting for it, if any.
-func (n *node) apply(e Entry) {
+func (n *node) apply(e Entry) error {
 	var result string
 	var err error
 	switch e.Type {
@@ -616,23 +624,33 @@ func (n *node) apply(e Entry) {
 	case EntrySession:
 		c, _ := decodeCommand(e.Data) // checked when it entered the log
 		var at uint64
-		if result, at, err = n.sm.applyCommand(e.Index, c); at != e.Index {
+		result, at, err = n.sm.applyCommand(e.Index, c)
+		if n.sm.err != nil {
+			// A stored message could not be read: stop before printing or answering a
+			// short "Logs [...]".
+			return n.sm.err
+		}
+		if at != e.Index {
 			// A retry of a command applied before (at), or refused: nothing new to print.
 			term := e.Term
 			if t, ok := n.core.log.term(at); ok {
 				term = t // where the first copy committed (unless compacted away)
 			}
 			n.answer(e, CommandResponse{Status: StatusOK, Index: at, Term: term, Result: result, Leader: n.id}, err)
-			return
+			return nil
 		}
 	case EntryConfig:
 		cc, _ := decodeConfChange(e.Data) // checked when it entered the log
 		result = cc.announcement()
 	}
+	if n.sm.err != nil {
+		return n.sm.err
+	}
 	if result != "" && e.Index > n.quietTo {
 		n.out.Print(result)
 	}
 	n.answer(e, CommandResponse{Status: StatusOK, Index: e.Index, Term: e.Term, Result: result, Leader: n.id}, nil)
+	return nil
 }
 
 // answer tells the client waiting for the entry at e.Index, if any, how it went.

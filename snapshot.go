@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"net/rpc"
 	"os"
 	"path/filepath"
@@ -93,8 +92,8 @@ func writeSnapshotFile(path string, meta SnapshotMeta, v machineView) (storedMes
 	if err != nil {
 		return stored, 0, err
 	}
-	if pos-base > math.MaxUint32 {
-		return stored, 0, fmt.Errorf("the snapshot data is %d bytes, more than a frame holds", pos-base)
+	if pos-base > maxFrameBytes {
+		return stored, 0, fmt.Errorf("the snapshot data is %d bytes, more than a frame holds (%d)", pos-base, maxFrameBytes)
 	}
 	var h [frameHeader]byte
 	binary.LittleEndian.PutUint32(h[0:], uint32(pos-base))
