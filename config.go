@@ -204,6 +204,10 @@ Run a node:
                                            (start the new node as a spare: -c ':9990' -p 9991)
   raft -demo                               three members on :9990-:9992 in one terminal, data in
                                            a temporary dir; Ctrl-C stops them and removes it
+  raft -c ':9990,:9991,:9992' -p 9990 -restore backup.snap
+                                           a member of a new cluster started from a backup (a copy
+                                           of any member's snap-*.snap); give each member the file
+  raft -p 9990 -log-format json            node logs as JSON lines (-log-level debug|info|warn|error)
 
 Send a command (to any member; a follower forwards it to the leader):
   raft -C clientcommand -m "I like beer." -S ":9990"   append a message
@@ -220,6 +224,7 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
                                                        own connection), 64-byte messages
+  raft -C bench -S ':9990,:9991' -n 20000 -c 64 -mux   the same, batched over one connection
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
 "not the leader" answers. -json prints one JSON object per result. A retried command
