@@ -562,13 +562,14 @@ func BenchmarkRestart1M(b *testing.B) {
 			b.Fatal(err)
 		}
 		var m machine
-		if err := m.restore(data, machineFormat); err != nil {
+		if err := openSnapshotMessages(dir, st.Snapshot, data, &m); err != nil {
 			b.Fatal(err)
 		}
 		r := newRaft(coreConfig{ID: ":1", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))}, st)
-		if len(m.messages) != total-tail || r.log.lastIndex() != total {
-			b.Fatalf("loaded %d messages, log to %d", len(m.messages), r.log.lastIndex())
+		if m.total() != uint64(total-tail) || r.log.lastIndex() != total {
+			b.Fatalf("loaded %d messages, log to %d", m.total(), r.log.lastIndex())
 		}
+		m.close()
 		s.Close()
 	}
 	b.ReportMetric(float64(size)/(1<<20), "MiB-on-disk")
