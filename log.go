@@ -551,12 +551,20 @@ func removeStale(dir string, snap SnapshotMeta, startup bool) error {
 // writeFileAtomic writes a file so that a crash leaves either the old one or the whole
 // new one: to a temporary file, fsync, rename, fsync of the directory.
 func writeFileAtomic(dir, name string, data []byte) error {
+	return writeFileAtomicWith(dir, name, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// writeFileAtomicWith is writeFileAtomic for a file that write fills in.
+func writeFileAtomicWith(dir, name string, write func(f *os.File) error) error {
 	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -339,22 +339,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // machineFormat is the layout encodeMachine writes, recorded in SnapshotMeta.Machine.
 const machineFormat = 1
 
-// restore replaces the machine's state with a snapshot's, laid out in format, holding
-// every message in memory.
-func (m *machine) restore(data []byte, format int) error {
-	all := string(data) // one string holds the message bytes; each message is a slice of it
-	var messages []string
-	st, err := parseMachine(data, format, func(_ uint64, at, size int) {
-		messages = append(messages, all[at:at+size])
-	})
-	if err != nil {
-		return err
-	}
-	m.close()
-	m.stored, m.messages, m.sessions, m.clock, m.swept = storedMessages{}, messages, st.sessions, st.clock, st.swept
-	return nil
-}
-
 // restoreFile replaces the machine's state with a snapshot's whose machine bytes, data,
 // are at offset off of file f: the messages stay there (the machine keeps f open), the
 // rest is loaded.

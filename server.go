@@ -391,7 +391,7 @@ func (n *node) maybeSnapshot() {
 	if n.snapshotting || n.snapshotEntries == 0 || applied < n.nextSnapshot {
 		return
 	}
-	meta, view := n.core.snapshotMeta(applied), machineView{}
+	meta := n.core.snapshotMeta(applied)
 	view, err := n.sm.view()
 	if err != nil {
 		n.logger.Error("snapshot failed; the log stays whole until the next attempt", "index", applied, "err", err)

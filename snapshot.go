@@ -48,31 +48,17 @@ func writeSnapshot(dir string, meta SnapshotMeta, data []byte) error {
 // writeMachineSnapshot writes a snapshot file of a machine view durably, streaming the
 // view's stored messages from their file: memory use does not grow with the messages.
 // It returns where the messages are in the new file (not opened: f is nil) and its size.
-func writeMachineSnapshot(dir string, meta SnapshotMeta, v machineView) (storedMessages, int64, error) {
-	name := snapshotName(meta)
-	tmp := filepath.Join(dir, name+".tmp")
-	stored, size, err := writeSnapshotFile(tmp, meta, v)
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return stored, 0, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	return stored, size, nil
+func writeMachineSnapshot(dir string, meta SnapshotMeta, v machineView) (stored storedMessages, size int64, err error) {
+	err = writeFileAtomicWith(dir, snapshotName(meta), func(f *os.File) error {
+		stored, size, err = writeSnapshotTo(f, meta, v)
+		return err
+	})
+	return stored, size, err
 }
 
-// writeSnapshotFile writes the file at path: the header frame, then the data frame, whose
-// length and checksum are filled in once the data has gone past.
-func writeSnapshotFile(path string, meta SnapshotMeta, v machineView) (storedMessages, int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return storedMessages{}, 0, err
-	}
-	defer f.Close()
+// writeSnapshotTo writes the snapshot file into f: the header frame, then the data
+// frame, whose length and checksum are filled in once the data has gone past.
+func writeSnapshotTo(f *os.File, meta SnapshotMeta, v machineView) (storedMessages, int64, error) {
 	head := appendFrame(nil, frameNewStream, gobBytes(meta))
 	base := int64(len(head) + frameHeader)
 	if _, err := f.Write(append(head, make([]byte, frameHeader)...)); err != nil {
@@ -102,14 +88,11 @@ func writeSnapshotFile(path string, meta SnapshotMeta, v machineView) (storedMes
 	if _, err := f.WriteAt(h[:], int64(len(head))); err != nil {
 		return stored, 0, err
 	}
-	if err := f.Sync(); err != nil {
-		return stored, 0, err
-	}
 	for i := range stored.index {
 		stored.index[i] += base
 	}
 	stored.end += base
-	return stored, pos, f.Close()
+	return stored, pos, nil
 }
 
 // openSnapshotMessages loads the machine of the snapshot described by meta, whose data
@@ -178,8 +161,7 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	}
 	meta, data, err := decodeSnapshotFile(raw)
 	if err == nil {
-		var sm machine
-		err = sm.restore(data, meta.Machine)
+		_, err = parseMachine(data, meta.Machine, func(uint64, int, int) {})
 	}
 	if err != nil {
 		return SnapshotMeta{}, fmt.Errorf("-restore: %s is not a usable snapshot: %v", file, err)
