@@ -4,7 +4,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/rpc"
 	"strings"
 	"sync"
@@ -34,18 +33,8 @@ func (e *echoLeader) Commands(b *CommandBatch, r *CommandBatchResponse) error {
 }
 
 func serveEcho(t *testing.T) (string, *echoLeader) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	e := &echoLeader{release: make(chan struct{}), arrived: make(chan int, 1000)}
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Raft", e); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Accept(ln)
-	return ln.Addr().String(), e
+	return serveRaft(t, e), e
 }
 
 // While batchesInFlight calls are out, commands queue; they go in as few calls as fit,

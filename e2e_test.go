@@ -179,6 +179,20 @@ func freeAddrs(t testing.TB, n int) []string {
 	return addrs
 }
 
+// runningCluster skips the test in -short mode; else it starts a three-member cluster of
+// the real binary on 127.0.0.1 and returns it, its members and one more free address.
+func runningCluster(t *testing.T) (c *e2eCluster, members []string, other string) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addrs := freeAddrs(t, 4)
+	c = newE2ECluster(t, addrs[:3])
+	for _, id := range addrs[:3] {
+		c.start(id)
+	}
+	return c, addrs[:3], addrs[3]
+}
+
 func newE2ECluster(t testing.TB, addrs []string) *e2eCluster {
 	c := &e2eCluster{t: t, bin: raftBinary(t), members: strings.Join(addrs, ","), procs: map[string]*proc{}}
 	t.Cleanup(c.stopAll)
@@ -322,15 +336,7 @@ func (c *e2eCluster) waitAll(ids []string, suffix string, n int) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test: starts real processes")
-	}
-	ids := freeAddrs(t, 4)
-	members, spare := ids[:3], ids[3]
-	c := newE2ECluster(t, members)
-	for _, id := range members {
-		c.start(id)
-	}
+	c, members, spare := runningCluster(t)
 
 	// A message to any member commits once a leader is elected.
 	r := c.send(members[0], "I like beer.")
@@ -516,15 +522,7 @@ func TestEndToEndClientFailures(t *testing.T) {
 
 // Leadership transfer by command and on SIGTERM, and an addserver that cannot complete.
 func TestEndToEndTransferAndHandOff(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test: starts real processes")
-	}
-	ids := freeAddrs(t, 4)
-	members, nobody := ids[:3], ids[3]
-	c := newE2ECluster(t, members)
-	for _, id := range members {
-		c.start(id)
-	}
+	c, members, nobody := runningCluster(t)
 	lead := c.send(members[0], "before").leader
 	var followers []string
 	for _, id := range members {
@@ -736,15 +734,7 @@ func rawCommand(server string, req *CommandRequest) (CommandResponse, error) {
 // committed write without growing the log; -json, stdin mode, several -S members and
 // status.
 func TestEndToEndClientSemantics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test: starts real processes")
-	}
-	addrs := freeAddrs(t, 4)
-	members, dead := addrs[:3], addrs[3]
-	c := newE2ECluster(t, members)
-	for _, id := range members {
-		c.start(id)
-	}
+	c, members, dead := runningCluster(t)
 	lead := c.send(members[0], "first").leader
 
 	// Exactly once: the leader commits and answers; it dies; the same command (same

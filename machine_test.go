@@ -101,6 +101,35 @@ func TestCommandEncoding(t *testing.T) {
 	}
 }
 
+// storeInSnapshot writes a snapshot at meta of a machine that applied msgs, and loads it
+// into m as a node does: the messages are then read from the file. It returns the
+// snapshot's machine bytes.
+func storeInSnapshot(t *testing.T, dir string, meta SnapshotMeta, msgs []string, m *machine) []byte {
+	t.Helper()
+	var full machine
+	for _, msg := range msgs {
+		full.apply([]byte(msg))
+	}
+	if _, _, err := writeMachineSnapshot(dir, meta, full.testView()); err != nil {
+		t.Fatal(err)
+	}
+	return loadSnapshot(t, dir, meta, m)
+}
+
+// loadSnapshot loads the snapshot at meta into m as a node does, and returns its
+// machine bytes.
+func loadSnapshot(t *testing.T, dir string, meta SnapshotMeta, m *machine) []byte {
+	t.Helper()
+	data, err := readSnapshot(dir, meta)
+	if err == nil {
+		err = openSnapshotMessages(dir, meta, data, m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // testView is view for a machine whose messages are all in memory.
 func (m *machine) testView() machineView {
 	v, err := m.view()
@@ -169,15 +198,9 @@ func TestStoredMessages(t *testing.T) {
 		check(&m, fmt.Sprintf("round %d", round))
 	}
 	// A restart: the file's messages, plus (from the log) the ones after it.
-	data, err := readSnapshot(dir, last)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var back machine
 	defer back.close()
-	if err := openSnapshotMessages(dir, last, data, &back); err != nil {
-		t.Fatal(err)
-	}
+	loadSnapshot(t, dir, last, &back)
 	for _, msg := range want[back.total():] {
 		back.apply([]byte(msg))
 	}
@@ -194,22 +217,14 @@ func TestStoredMessages(t *testing.T) {
 // (Found in review.)
 func TestSnapshotOfShortStoredFileFails(t *testing.T) {
 	dir := t.TempDir()
+	var msgs []string
+	for i := range 1000 {
+		msgs = append(msgs, fmt.Sprint("message ", i))
+	}
 	var m machine
 	defer m.close()
-	for i := range 1000 {
-		m.apply([]byte(fmt.Sprint("message ", i)))
-	}
 	first := SnapshotMeta{Index: 1000, Term: 1, Machine: machineFormat}
-	if _, _, err := writeMachineSnapshot(dir, first, m.testView()); err != nil {
-		t.Fatal(err)
-	}
-	data, err := readSnapshot(dir, first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := openSnapshotMessages(dir, first, data, &m); err != nil {
-		t.Fatal(err)
-	}
+	data := storeInSnapshot(t, dir, first, msgs, &m)
 	if err := os.Truncate(filepath.Join(dir, snapshotName(first)), int64(len(data)/2)); err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +234,20 @@ func TestSnapshotOfShortStoredFileFails(t *testing.T) {
 	if _, _, err := writeMachineSnapshot(dir, SnapshotMeta{Index: 1001, Term: 1, Machine: machineFormat}, v); err == nil {
 		t.Fatal("a snapshot copied the messages of a file cut short")
 	}
+}
+
+// restore replaces the machine's state with a snapshot's, laid out in format, holding
+// every message in memory (a node keeps them in the file: restoreFile).
+func (m *machine) restore(data []byte, format int) error {
+	all := string(data) // one string holds the message bytes; each message is a slice of it
+	var messages []string
+	st, err := parseMachine(data, format, func(_ uint64, at, size int) {
+		messages = append(messages, all[at:at+size])
+	})
+	if err != nil {
+		return err
+	}
+	m.close()
+	m.stored, m.messages, m.sessions, m.clock, m.swept = storedMessages{}, messages, st.sessions, st.clock, st.swept
+	return nil
 }

@@ -23,18 +23,24 @@ func (s *sink) Deliver(b *Batch, _ *Ack) error {
 }
 
 func serveSink(t *testing.T) (addr string, s *sink) {
+	s = &sink{got: make(chan Message, 100)}
+	return serveRaft(t, s), s
+}
+
+// serveRaft serves service as "Raft" on 127.0.0.1 until the test ends, and returns its
+// address.
+func serveRaft(t *testing.T, service any) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	s = &sink{got: make(chan Message, 100)}
 	srv := rpc.NewServer()
-	if err := srv.RegisterName("Raft", s); err != nil {
+	if err := srv.RegisterName("Raft", service); err != nil {
 		t.Fatal(err)
 	}
 	go srv.Accept(ln)
-	return ln.Addr().String(), s
+	return ln.Addr().String()
 }
 
 // A connection found dead when first used (its peer restarted while it sat idle) fails

@@ -363,24 +363,9 @@ func TestClusterIDsOfOldDataDirs(t *testing.T) {
 // A print whose stored messages cannot be read stops the node before it prints or
 // answers anything. (Found in review: it printed and answered a short "Logs [...]".)
 func TestUnreadableStoredMessagesStopTheNode(t *testing.T) {
-	dir := t.TempDir()
-	var full machine
-	for _, msg := range []string{"a", "b", "c"} {
-		full.apply([]byte(msg))
-	}
-	meta := SnapshotMeta{Index: 3, Term: 1, Machine: machineFormat}
-	if _, _, err := writeMachineSnapshot(dir, meta, full.testView()); err != nil {
-		t.Fatal(err)
-	}
-	data, err := readSnapshot(dir, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
 	n := testNode(&out)
-	if err := openSnapshotMessages(dir, meta, data, &n.sm); err != nil {
-		t.Fatal(err)
-	}
+	storeInSnapshot(t, t.TempDir(), SnapshotMeta{Index: 3, Term: 1, Machine: machineFormat}, []string{"a", "b", "c"}, &n.sm)
 	n.sm.stored.f.Close() // as if the disk failed
 	if err := n.apply(Entry{Index: 4, Term: 1, Type: EntryNormal, Data: []byte("print")}); err == nil || out.Len() != 0 {
 		t.Fatalf("apply: %v, printed %q", err, out.String())
