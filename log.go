@@ -659,20 +659,30 @@ func (s *storage) Save(hs *HardState, ents []Entry) error {
 	if hs == nil && len(ents) == 0 {
 		return nil
 	}
+	return s.SaveAll([]walRecord{{HardState: hs, Entries: ents}})
+}
+
+// SaveAll appends records, in order, with one write and one fsync.
+func (s *storage) SaveAll(recs []walRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
 	if s.size >= s.segmentBytes {
 		if err := s.openSegment(); err != nil {
 			return err
 		}
 	}
-	if hs != nil {
-		s.hs = *hs
+	for _, rec := range recs {
+		if rec.HardState != nil {
+			s.hs = *rec.HardState
+		}
+		if n := len(rec.Entries); n > 0 {
+			s.last = logPosition{rec.Entries[n-1].Index, rec.Entries[n-1].Term}
+			seg := &s.segs[len(s.segs)-1]
+			seg.maxIndex = max(seg.maxIndex, s.last.Index)
+		}
 	}
-	if n := len(ents); n > 0 {
-		s.last = logPosition{ents[n-1].Index, ents[n-1].Term}
-		seg := &s.segs[len(s.segs)-1]
-		seg.maxIndex = max(seg.maxIndex, s.last.Index)
-	}
-	return s.write(walRecord{HardState: hs, Entries: ents})
+	return s.write(recs...)
 }
 
 // SaveSnapshot records that the log now starts after snapshot meta, whose file is
@@ -697,25 +707,28 @@ func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
 	return removeStale(s.dir, meta, false)
 }
 
-// write appends one record to the current segment: one write, one fsync.
-func (s *storage) write(rec walRecord) error {
-	s.buf.Reset()
-	if err := s.enc.Encode(rec); err != nil {
-		return fmt.Errorf("encode log record: %w", err)
+// write appends records to the current segment, a frame each: one write, one fsync.
+func (s *storage) write(recs ...walRecord) error {
+	var frames []byte
+	for _, rec := range recs {
+		s.buf.Reset()
+		if err := s.enc.Encode(rec); err != nil {
+			return fmt.Errorf("encode log record: %w", err)
+		}
+		kind := frameContinue
+		if s.framed == 0 {
+			kind = frameNewStream
+		}
+		s.framed++
+		frames = appendFrame(frames, kind, s.buf.Bytes())
 	}
-	kind := frameContinue
-	if s.framed == 0 {
-		kind = frameNewStream
-	}
-	s.framed++
-	frame := appendFrame(make([]byte, 0, frameHeader+s.buf.Len()), kind, s.buf.Bytes())
-	if _, err := s.f.Write(frame); err != nil {
+	if _, err := s.f.Write(frames); err != nil {
 		return err // an *fs.PathError: "write <segment>: <why>"
 	}
 	if err := s.f.Sync(); err != nil {
 		return err // "sync <segment>: <why>"
 	}
-	s.size += int64(len(frame))
+	s.size += int64(len(frames))
 	return nil
 }
 

@@ -40,7 +40,7 @@ type metrics struct {
 	snapshots       atomic.Uint64 // snapshots written or installed from the leader
 	snapshotBytes   atomic.Int64  // state machine bytes in the last one
 	appendLatency   histogram     // a client append: taken by the loop to answered, applied
-	fsyncLatency    histogram     // one Save of a Ready's hard state and entries (a write and an fsync)
+	fsyncLatency    histogram     // one write of hard state and entries by the disk writer (a write and an fsync)
 
 	applyStart time.Time // loop only: when it began applying the current Ready's entries
 }
@@ -107,10 +107,10 @@ func (m *metrics) appendDone(p *proposal, committed bool) {
 	m.appendLatency.observe(m.applyStart.Sub(p.taken))
 }
 
-// saveStarts returns when a Save of rd starts, or the zero time if metrics are off or
-// Save has nothing to write (it returns at once, without an fsync).
-func (m *metrics) saveStarts(rd *Ready) time.Time {
-	if m == nil || rd.HardState == nil && len(rd.Entries) == 0 {
+// saveStarts returns when a write of records starts, or the zero time if metrics are
+// off or there is nothing to write (it returns at once, without an fsync).
+func (m *metrics) saveStarts(records int) time.Time {
+	if m == nil || records == 0 {
 		return time.Time{}
 	}
 	return time.Now()
@@ -219,7 +219,7 @@ func (m *metrics) write(x *exposition, st NodeStatus) {
 	x.counter("raft_proposals_total", "Client appends this node put in its log as leader.", m.proposals.Load())
 	x.counter("raft_proposals_failed_total", "Client appends put in the log here whose client was told they did not commit, or might not have.", m.proposalsFailed.Load())
 	x.histogram("raft_append_latency_seconds", "Client appends, from reaching the leader's event loop to their answer once committed and applied.", &m.appendLatency)
-	x.histogram("raft_fsync_latency_seconds", "Writes of the log and hard state by the event loop, each ending with an fsync.", &m.fsyncLatency)
+	x.histogram("raft_fsync_latency_seconds", "Writes of the log and hard state by the disk writer, each ending with an fsync.", &m.fsyncLatency)
 	x.counter("raft_elections_total", "Elections this node started (became candidate in a new term).", m.elections.Load())
 	x.counter("raft_leader_changes_total", "Times this node learned of a new leader, itself included.", m.leaderChanges.Load())
 	x.counter("raft_snapshots_total", "Snapshots this node wrote, or installed from the leader.", m.snapshots.Load())

@@ -102,7 +102,7 @@ func TestMetricsAppends(t *testing.T) {
 	off.proposed(ok)
 	off.applying(1)
 	off.appendDone(ok, true)
-	off.saved(off.saveStarts(&Ready{Entries: ents(1, 1, "a")}))
+	off.saved(off.saveStarts(1))
 	off.transition(status{}, status{Role: leader, Term: 1})
 	off.snapshot(1)
 }

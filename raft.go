@@ -115,10 +115,12 @@ type HardState struct {
 	Commit uint64 // an index known to be committed when this was written
 }
 
-// Ready is the work the core hands to the event loop, to be done in this order:
-// persist Snapshot, HardState and Entries (fsync), then send Messages, then apply
-// Committed, then call Advance. Messages may depend on the persisted state (a granted
-// vote, an acknowledged append), so none may leave before the write returns.
+// Ready is the work the core hands to the event loop. Snapshot, HardState and Entries
+// are to be persisted (fsync), and Advance called once they are; Messages may depend on
+// that write (a granted vote, an acknowledged append), so they leave after it, except
+// those splitMessages says may go at once. Committed entries are to be applied, in
+// order, before the next Ready. The caller may ask for the next Ready before this one
+// is durable, as long as it persists (and so Advances) them in the order handed out.
 type Ready struct {
 	// A snapshot from the leader that replaces this server's log and state machine: the
 	// log now starts after it (record that first), and the state machine is loaded from it
@@ -609,7 +611,7 @@ func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, e
 
 // hasReady reports whether Ready would hand out any work.
 func (r *raft) hasReady() bool {
-	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || len(r.warnings) > 0 || r.pendingSnapshot != nil || r.log.stable < r.log.lastIndex() ||
+	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || len(r.warnings) > 0 || r.pendingSnapshot != nil || r.log.written < r.log.lastIndex() ||
 		r.commitIndex > r.lastApplied || r.mustSaveHardState()
 }
 
@@ -623,11 +625,11 @@ func (r *raft) mustSaveHardState() bool {
 	return r.currentTerm != r.savedHardState.Term || r.votedFor != r.savedHardState.Vote
 }
 
-// Ready returns the work accumulated since the last Advance.
+// Ready hands out the work accumulated since the last Ready.
 func (r *raft) Ready() Ready {
 	rd := Ready{
 		Snapshot:   r.pendingSnapshot,
-		Entries:    r.log.unstable(),
+		Entries:    r.log.unwritten(),
 		Messages:   r.msgs,
 		Committed:  r.log.slice(r.lastApplied+1, r.commitIndex+1, 0),
 		CatchUps:   r.catchUpResults,
@@ -636,19 +638,19 @@ func (r *raft) Ready() Ready {
 	}
 	if hs := r.hardState(); r.mustSaveHardState() || ((len(rd.Entries) > 0 || rd.Snapshot != nil) && hs != r.savedHardState) {
 		rd.HardState = &hs
+		r.savedHardState = hs
+	}
+	r.log.written = r.log.lastIndex()
+	if n := len(rd.Committed); n > 0 {
+		r.lastApplied = rd.Committed[n-1].Index
 	}
 	r.msgs, r.catchUpResults, r.pendingSnapshot, r.readStates, r.warnings = nil, nil, nil, nil, nil
 	return rd
 }
 
-// Advance tells the core that rd has been persisted, sent and applied.
+// Advance tells the core that rd's write is durable. Readys are advanced in the order
+// they were handed out.
 func (r *raft) Advance(rd Ready) {
-	if rd.HardState != nil {
-		r.savedHardState = *rd.HardState
-	}
-	if n := len(rd.Committed); n > 0 {
-		r.lastApplied = rd.Committed[n-1].Index
-	}
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]
 		// The log may have changed since Ready; only entries still in it count as stable.
@@ -1441,6 +1443,7 @@ func (r *raft) status() status {
 type raftLog struct {
 	entries []Entry
 	stable  uint64 // last index known to be on this server's disk
+	written uint64 // last index handed out to be written (stable <= written)
 }
 
 // newRaftLog makes a log that starts after the snapshot's last entry.
@@ -1448,7 +1451,7 @@ func newRaftLog(snap SnapshotMeta, ents []Entry) *raftLog {
 	l := &raftLog{entries: make([]Entry, 1, len(ents)+1)}
 	l.entries[0] = Entry{Index: snap.Index, Term: snap.Term}
 	l.entries = append(l.entries, ents...)
-	l.stable = l.lastIndex()
+	l.stable, l.written = l.lastIndex(), l.lastIndex()
 	return l
 }
 
@@ -1465,6 +1468,8 @@ func (l *raftLog) compact(index uint64) {
 	kept := make([]Entry, 0, uint64(len(l.entries))-off)
 	l.entries = append(kept, l.entries[off:]...)
 	l.entries[0].Data, l.entries[0].Type = nil, EntryNoop
+	// What the snapshot covers is on disk in it.
+	l.stable, l.written = max(l.stable, index), max(l.written, index)
 }
 
 func (l *raftLog) firstIndex() uint64 { return l.entries[0].Index + 1 }
@@ -1514,9 +1519,9 @@ func (l *raftLog) slice(lo, hi uint64, maxBytes int) []Entry {
 	return ents
 }
 
-// unstable returns the entries not yet known to be on disk.
-func (l *raftLog) unstable() []Entry {
-	return l.slice(l.stable+1, l.lastIndex()+1, 0)
+// unwritten returns the entries not yet handed out to be written.
+func (l *raftLog) unwritten() []Entry {
+	return l.slice(l.written+1, l.lastIndex()+1, 0)
 }
 
 // append adds ents, which start at most one past the last index; entries at and after
@@ -1530,7 +1535,7 @@ func (l *raftLog) append(ents []Entry) {
 	if first <= l.lastIndex() {
 		keep := first - l.entries[0].Index
 		l.entries = append(l.entries[:keep:keep], ents...)
-		l.stable = min(l.stable, first-1)
+		l.stable, l.written = min(l.stable, first-1), min(l.written, first-1)
 		return
 	}
 	l.entries = append(l.entries, ents...)

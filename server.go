@@ -1,6 +1,9 @@
 // server.go: a running node. One goroutine, the event loop, owns the Raft core: it
 // steps it with messages, ticks and proposals that arrive on channels, then carries out
-// the core's Ready in the order safety requires: persist (fsync), send, apply.
+// the core's Ready: a leader's AppendEntries leave at once, committed entries are
+// applied and their clients answered, and the write goes to the disk writer
+// (writer.go); replies that depend on the write (votes, acknowledged appends) leave
+// once it is durable. The loop never waits on the disk.
 // RPC handlers never touch the core; they hand the loop their input and wait on a
 // channel of their own for the answer.
 package main
@@ -77,6 +80,12 @@ type node struct {
 	recvMu   sync.Mutex     // guards recv (RPC handlers)
 	recv     *incoming      // a snapshot being received from the leader
 	received []SnapshotMeta // snapshots handed to the core since the last Ready
+
+	// The disk writer (writer.go).
+	writec     chan writeReq
+	writtenc   chan writeDone
+	writerDone chan struct{}
+	writing    int // writes handed to the writer and not yet back
 }
 
 // snapshotDone is the outcome of writing a snapshot in the background.
@@ -210,6 +219,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
 		reads: map[uint64]*proposal{}, statusc: make(chan chan status),
+		writec: make(chan writeReq, maxWriteBatch), writtenc: make(chan writeDone), writerDone: make(chan struct{}),
 		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries, maxMessage: cfg.MaxMessage,
 		snapc: make(chan snapshotDone, 1),
 	}
@@ -251,9 +261,25 @@ func (n *node) logStart(cfg nodeConfig, st persistentState) {
 }
 
 // run is the event loop.
-func (n *node) run() error {
+func (n *node) run() (err error) {
 	ticker := time.NewTicker(n.tick)
 	defer ticker.Stop()
+	go n.writer()
+	defer func() {
+		// Whatever was handed to the disk is made durable (and its replies sent) before
+		// the node stops.
+		if err == nil {
+			err = n.flushWrites()
+		}
+		close(n.writec)
+		for {
+			select {
+			case <-n.writtenc: // after a failed write: what was still on its way
+			case <-n.writerDone:
+				return
+			}
+		}
+	}()
 	for {
 		if err := n.handleReady(); err != nil {
 			return err
@@ -270,6 +296,10 @@ func (n *node) run() error {
 			n.propose(p)
 		case reply := <-n.statusc:
 			reply <- n.core.status()
+		case done := <-n.writtenc:
+			if err := n.written(done); err != nil {
+				return err
+			}
 		case done := <-n.snapc:
 			if err := n.snapshotWritten(done); err != nil {
 				return err
@@ -300,6 +330,9 @@ func (n *node) handleReady() error {
 			n.logger.Warn(w)
 		}
 		if rd.Snapshot != nil {
+			if err := n.flushWrites(); err != nil {
+				return err
+			}
 			if err := n.installSnapshot(*rd.Snapshot); err != nil {
 				return err
 			}
@@ -316,16 +349,18 @@ func (n *node) handleReady() error {
 				return err
 			}
 		}
-		saving := n.metrics.saveStarts(&rd)
-		if err := n.store.Save(rd.HardState, rd.Entries); err != nil {
-			return err
-		}
-		n.metrics.saved(saving)
-		n.trans.send(late)
 		for _, rs := range rd.ReadStates {
 			n.readConfirmed(rs)
 		}
-		n.core.Advance(rd)
+		if rd.HardState == nil && len(rd.Entries) == 0 && n.writing == 0 {
+			// Nothing to write, and no write on its way for the replies to wait for.
+			n.trans.send(late)
+			n.core.Advance(rd)
+			continue
+		}
+		if err := n.write(writeReq{rd: rd, late: late}); err != nil {
+			return err
+		}
 	}
 	n.dropUnusedSnapshots()
 	n.logTransitions()
@@ -420,6 +455,9 @@ func (n *node) snapshotWritten(done snapshotDone) error {
 	n.nextSnapshot = done.meta.Index + n.snapshotEntries
 	if done.meta.Index <= n.core.snapshot.Index {
 		return nil // a snapshot from the leader got further meanwhile
+	}
+	if err := n.flushWrites(); err != nil {
+		return err
 	}
 	if err := n.store.SaveSnapshot(done.meta, false); err != nil {
 		return err

@@ -120,7 +120,15 @@ func storedNode(t *testing.T, snapshotEntries uint64) *node {
 		t.Fatal(err)
 	}
 	n := newNode(cfg, st, store, io.Discard, slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { close(n.donec); n.trans.stop(); store.Close() })
+	go n.writer()
+	t.Cleanup(func() {
+		n.flushWrites()
+		close(n.writec)
+		<-n.writerDone
+		close(n.donec)
+		n.trans.stop()
+		store.Close()
+	})
 	return n
 }
 
@@ -148,7 +156,7 @@ func TestUnneededSnapshotRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive(t, n, SnapshotMeta{Index: 3, Term: 1, Config: n.core.config(), Machine: machineFormat}, []string{"a", "b", "c"})
-	if n.core.snapshot.Index != 0 {
+	if n.flushWrites() != nil || n.core.snapshot.Index != 0 {
 		t.Fatalf("the node installed a snapshot it did not need (at %d)", n.core.snapshot.Index)
 	}
 	names, _ := listDir(n.dir)

@@ -43,6 +43,9 @@ type faults struct {
 	maxDelay   int     // extra ticks a message may take (so messages overtake each other)
 	crashReady float64 // a node crashes at a Ready, before persisting it or after persisting but before sending
 	compact    float64 // a node snapshots what it applied and compacts its log (per node and tick)
+	// A node's writes complete (fsync) only at a later tick, each tick with this chance,
+	// while it goes on handing out Readys; 0: at once.
+	asyncWrites float64
 }
 
 const (
@@ -76,6 +79,7 @@ type simNode struct {
 	hashes     []uint64
 	hashBase   uint64
 	readStates []ReadState // handed out by the core, for tests to collect
+	writes     []simWrite  // handed to the disk, not yet durable
 	checked    uint64      // commit index already checked against the committed log
 }
 
@@ -188,6 +192,7 @@ func (c *simCluster) hashAt(n *simNode, index uint64) uint64 {
 // compact snapshots what n has applied and compacts its log, as server.go does once a
 // snapshot file is durable.
 func (c *simCluster) compact(n *simNode) {
+	c.flush(n)
 	if n.r == nil {
 		return // crashed meanwhile
 	}
@@ -225,7 +230,7 @@ func (c *simCluster) crash(id string) {
 	if n.r != nil {
 		c.logf("crash %s (%v, term %d)", id, n.r.role, n.r.currentTerm)
 		c.crashes++
-		n.r = nil
+		n.r, n.writes = nil, nil
 	}
 }
 
@@ -325,10 +330,17 @@ func (c *simCluster) step() {
 		c.ready(n)
 	}
 	for _, n := range c.live() {
+		if len(n.writes) > 0 && (c.faults.asyncWrites == 0 || c.rng.Float64() < c.faults.asyncWrites) {
+			c.completeWrites(n, 1+c.rng.Intn(len(n.writes)))
+			if n.r == nil {
+				continue
+			}
+		}
 		n.r.Tick()
 		c.ready(n)
-		if c.faults.compact > 0 && c.rng.Float64() < c.faults.compact {
+		if c.faults.compact > 0 && c.rng.Float64() < c.faults.compact && n.r != nil {
 			c.compact(n)
+			c.ready(n)
 		}
 	}
 }
@@ -398,50 +410,41 @@ func (c *simCluster) reportSnapshotFailed(m Message) {
 		m: Message{Type: MsgSnapStatus, From: m.To, To: m.From, Term: m.Term}})
 }
 
-// ready does what server.go does with a Ready, with crashes at random points.
+// ready does what server.go does with a Ready: a leader's requests leave at once,
+// committed entries are applied, and the write goes to the disk, which completes it
+// (fsync) now or, with faults.asyncWrites, a few ticks later, while the node goes on.
+// Replies wait for their write. Crashes strike before and after an fsync.
 func (c *simCluster) ready(n *simNode) {
 	for n.r != nil && n.r.hasReady() {
 		rd := n.r.Ready()
 		early, late := splitMessages(rd.Messages)
 		for _, m := range early {
-			c.send(m) // as server.go: a leader's requests leave while it writes
+			c.send(m)
 		}
 		if rd.Snapshot != nil {
 			c.installSnapshot(n, *rd.Snapshot)
-		}
-		// As server.go: committed entries are applied (and clients answered) while the
-		// write goes on; they are durable on a majority, and on the leader.
-		c.recordCommits(n)
-		for _, e := range rd.Committed {
-			c.apply(n, e)
-		}
-		// The simulated disk keeps only what was fsynced. The Ready is written, and a
-		// crash before its fsync returns loses the write.
-		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
-			c.lostWrites++
-			c.crash(n.id)
-			return
-		}
-		if err := n.disk.apply(walRecord{HardState: rd.HardState, Entries: rd.Entries}); err != nil {
-			c.fail("%s: Ready does not fit its log: %v", n.id, err)
-		}
-		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
-			// Crash after the write, before anything was sent or applied.
-			c.crash(n.id)
-			return
+			if n.r == nil {
+				return
+			}
 		}
 		if len(rd.Entries) > 0 {
-			n.rehash(rd.Entries[0].Index)
-		}
-		for _, m := range late {
-			c.send(m)
+			n.rehash(rd.Entries[0].Index) // the log in memory changed
 		}
 		n.readStates = append(n.readStates, rd.ReadStates...)
 		for _, cu := range rd.CatchUps {
 			c.logf("%s: catch-up of %s ended: entry %d, err %v", n.id, cu.Server, cu.Index, cu.Err)
 			c.catchUps = append(c.catchUps, cu)
 		}
-		n.r.Advance(rd)
+		// Committed entries are durable on a majority, and on the leader: they are
+		// applied (and clients answered) while the write goes on.
+		c.recordCommits(n)
+		for _, e := range rd.Committed {
+			c.apply(n, e)
+		}
+		n.writes = append(n.writes, simWrite{rd: rd, late: late})
+		if c.faults.asyncWrites == 0 {
+			c.completeWrites(n, len(n.writes))
+		}
 	}
 	if n.r != nil {
 		c.recordCommits(n)
@@ -449,10 +452,51 @@ func (c *simCluster) ready(n *simNode) {
 	}
 }
 
+// simWrite is a Ready's write on its way to the disk, and the replies waiting for it.
+type simWrite struct {
+	rd   Ready
+	late []Message
+}
+
+// completeWrites makes the k oldest writes of n durable, in order, and sends what
+// waited for them. The simulated disk keeps only what was fsynced: a crash before an
+// fsync returns loses that write and every later one.
+func (c *simCluster) completeWrites(n *simNode, k int) {
+	for ; k > 0 && n.r != nil && len(n.writes) > 0; k-- {
+		w := n.writes[0]
+		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
+			c.lostWrites++
+			c.crash(n.id)
+			return
+		}
+		if err := n.disk.apply(walRecord{HardState: w.rd.HardState, Entries: w.rd.Entries}); err != nil {
+			c.fail("%s: Ready does not fit its log: %v", n.id, err)
+		}
+		if c.faults.crashReady > 0 && c.rng.Float64() < c.faults.crashReady {
+			c.crash(n.id) // after the fsync, before the replies left
+			return
+		}
+		n.writes = n.writes[1:]
+		for _, m := range w.late {
+			c.send(m)
+		}
+		n.r.Advance(w.rd)
+	}
+}
+
+// flush completes every write of n, as server.go does before it writes a snapshot.
+func (c *simCluster) flush(n *simNode) {
+	c.completeWrites(n, len(n.writes))
+}
+
 // installSnapshot does what server.go does with a snapshot from the leader: the log
 // starts after it, durably, and the state machine is replaced by it, which must be the
 // committed log up to its index (state machine safety).
 func (c *simCluster) installSnapshot(n *simNode, meta SnapshotMeta) {
+	c.flush(n)
+	if n.r == nil {
+		return
+	}
 	data, ok := n.recv[logPosition{meta.Index, meta.Term}]
 	if !ok {
 		c.fail("%s installs snapshot %d (term %d), which it never received", n.id, meta.Index, meta.Term)
