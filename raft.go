@@ -339,6 +339,8 @@ type raft struct {
 	rand             *rand.Rand
 
 	msgs           []Message
+	appendsDue     bool      // a leader's entries appended since the last Ready, not yet sent (sendDueAppends)
+	commitDue      bool      // its commit index moved since the last Ready; followers not yet told
 	warnings       []string  // for the operator: peers that broke the protocol
 	savedHardState HardState // the last hard state handed out for persisting
 }
@@ -528,7 +530,7 @@ func (r *raft) Propose(t EntryType, data []byte) (index, term uint64, err error)
 		return 0, 0, errTransferring
 	}
 	index = r.appendEntry(Entry{Type: t, Data: data})
-	r.broadcastAppend(false)
+	r.appendsDue = true
 	return index, r.currentTerm, nil
 }
 
@@ -605,13 +607,13 @@ func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, e
 	}
 	data := encodeConfChange(ConfChange{Op: op, Server: server, Config: Config{Members: members}})
 	index = r.appendEntry(Entry{Type: EntryConfig, Data: data})
-	r.broadcastAppend(false)
+	r.appendsDue = true
 	return index, r.currentTerm, nil
 }
 
 // hasReady reports whether Ready would hand out any work.
 func (r *raft) hasReady() bool {
-	return len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || len(r.warnings) > 0 || r.pendingSnapshot != nil || r.log.written < r.log.lastIndex() ||
+	return r.appendsDue || r.commitDue || len(r.msgs) > 0 || len(r.catchUpResults) > 0 || len(r.readStates) > 0 || len(r.warnings) > 0 || r.pendingSnapshot != nil || r.log.written < r.log.lastIndex() ||
 		r.commitIndex > r.lastApplied || r.mustSaveHardState()
 }
 
@@ -627,6 +629,7 @@ func (r *raft) mustSaveHardState() bool {
 
 // Ready hands out the work accumulated since the last Ready.
 func (r *raft) Ready() Ready {
+	r.sendDueAppends()
 	rd := Ready{
 		Snapshot:   r.pendingSnapshot,
 		Entries:    r.log.unwritten(),
@@ -1019,7 +1022,7 @@ func (r *raft) handleAppendResponse(m Message) {
 		r.send(Message{Type: MsgTimeoutNow, To: m.From})
 	}
 	if advanced && r.maybeCommit() {
-		return // maybeCommit sent everyone the news
+		return // everyone hears the news at the next Ready
 	}
 	r.sendAppend(m.From, pr, false)
 }
@@ -1280,6 +1283,16 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 	}
 }
 
+// sendDueAppends sends the followers, once per Ready, the entries proposed and the
+// commit index reached since the last: however many proposals and acknowledgements one
+// turn of the event loop took in, each follower gets one AppendEntries for them.
+func (r *raft) sendDueAppends() {
+	if r.role == leader && (r.appendsDue || r.commitDue) {
+		r.broadcastAppend(r.commitDue)
+	}
+	r.appendsDue, r.commitDue = false, false
+}
+
 func (r *raft) broadcastAppend(sendEmpty bool) {
 	for _, id := range r.progressOrder() {
 		r.sendAppend(id, r.progress[id], sendEmpty)
@@ -1326,7 +1339,7 @@ func (r *raft) maybeCommit() bool {
 		return false
 	}
 	r.commitIndex = n
-	r.broadcastAppend(true)
+	r.commitDue = true
 	// A leader removed from the configuration manages the cluster until the change that
 	// removed it commits, then steps down (§4.2.2); the others elect a leader among them.
 	if !cfg.contains(r.id) && r.configIndex() <= r.commitIndex {
