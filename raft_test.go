@@ -788,11 +788,12 @@ func TestRandomizedSchedules(t *testing.T) {
 		n = 50
 	}
 	var acked, committed, terms, crashes int
+	schedules := seeds(n)
 	defer func() {
 		t.Logf("%d schedules: %d entries committed, %d proposals acknowledged, %d terms with a leader, %d crashes",
-			n, committed, acked, terms, crashes)
+			len(schedules), committed, acked, terms, crashes)
 	}()
-	for _, seed := range seeds(n) {
+	for _, seed := range schedules {
 		rng := rand.New(rand.NewSource(seed))
 		f := faults{drop: rng.Float64() * 0.2, duplicate: rng.Float64() * 0.1, maxDelay: rng.Intn(5), crashReady: rng.Float64() * 0.005,
 			compact: []float64{0, 0.01, 0.05}[rng.Intn(3)], asyncWrites: []float64{0, 0.3, 0.7}[rng.Intn(3)]}
