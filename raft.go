@@ -1343,6 +1343,7 @@ func (r *raft) maybeCommit() bool {
 	// A leader removed from the configuration manages the cluster until the change that
 	// removed it commits, then steps down (§4.2.2); the others elect a leader among them.
 	if !cfg.contains(r.id) && r.configIndex() <= r.commitIndex {
+		r.sendDueAppends() // the others hear that the change committed before it lets go
 		r.becomeFollower(r.currentTerm, noLeader)
 	}
 	return true

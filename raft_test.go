@@ -871,6 +871,56 @@ func TestFollowerCommitBoundedByLastNewEntry(t *testing.T) {
 
 // The leader counts itself toward a quorum only for entries on its own disk: a
 // follower's acknowledgement may arrive before the leader's own write returns.
+// The proposals and acknowledgements of one loop turn travel together: however many
+// entries were proposed, each follower gets one AppendEntries with all of them, and
+// however many acknowledgements moved the commit index, one that carries it.
+func TestOneAppendEntriesPerReady(t *testing.T) {
+	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 8, Rand: rand.New(rand.NewSource(1))},
+		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	r.campaign(false)
+	r.Advance(r.Ready())
+	r.Step(Message{Type: MsgVoteResp, From: "b", To: "a", Term: 1, Success: true})
+	r.Advance(r.Ready()) // the no-op, sent and durable
+	followers := []string{"b", "c"}
+	for _, f := range followers {
+		r.Step(Message{Type: MsgAppResp, From: f, To: "a", Term: 1, Success: true, MatchIndex: 1})
+	}
+	r.Advance(r.Ready())
+	appends := func(rd Ready) map[string][]Message {
+		out := map[string][]Message{}
+		for _, m := range rd.Messages {
+			if m.Type == MsgApp {
+				out[m.To] = append(out[m.To], m)
+			}
+		}
+		return out
+	}
+	for i := range 10 {
+		r.Propose(EntryNormal, []byte{byte(i)})
+	}
+	rd := r.Ready()
+	for f, apps := range appends(rd) {
+		if len(apps) != 1 || len(apps[0].Entries) != 10 {
+			t.Fatalf("%s got %d AppendEntries for 10 proposals of one turn; want one with all 10", f, len(apps))
+		}
+	}
+	r.Advance(rd)
+	for index := uint64(2); index <= 11; index++ {
+		for _, f := range followers {
+			r.Step(Message{Type: MsgAppResp, From: f, To: "a", Term: 1, Success: true, MatchIndex: index})
+		}
+	}
+	if r.commitIndex != 11 {
+		t.Fatalf("commit %d after every entry was acknowledged; want 11", r.commitIndex)
+	}
+	got := appends(r.Ready())
+	for _, f := range followers {
+		if apps := got[f]; len(apps) != 1 || apps[0].LeaderCommit != 11 {
+			t.Fatalf("%s got %v after the commit index moved 10 times in one turn; want one AppendEntries with commit 11", f, apps)
+		}
+	}
+}
+
 func TestLeaderCountsItselfOnlyWhenDurable(t *testing.T) {
 	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 8, Rand: rand.New(rand.NewSource(1))},
 		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
