@@ -871,16 +871,23 @@ func TestFollowerCommitBoundedByLastNewEntry(t *testing.T) {
 
 // The leader counts itself toward a quorum only for entries on its own disk: a
 // follower's acknowledgement may arrive before the leader's own write returns.
-// The proposals and acknowledgements of one loop turn travel together: however many
-// entries were proposed, each follower gets one AppendEntries with all of them, and
-// however many acknowledgements moved the commit index, one that carries it.
-func TestOneAppendEntriesPerReady(t *testing.T) {
+// leaderOfThree is core "a" of a, b and c, elected in term 1 with b's vote, its no-op
+// handed out and durable (not yet acknowledged).
+func leaderOfThree() *raft {
 	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 8, Rand: rand.New(rand.NewSource(1))},
 		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
 	r.campaign(false)
 	r.Advance(r.Ready())
 	r.Step(Message{Type: MsgVoteResp, From: "b", To: "a", Term: 1, Success: true})
-	r.Advance(r.Ready()) // the no-op, sent and durable
+	r.Advance(r.Ready())
+	return r
+}
+
+// The proposals and acknowledgements of one loop turn travel together: however many
+// entries were proposed, each follower gets one AppendEntries with all of them, and
+// however many acknowledgements moved the commit index, one that carries it.
+func TestOneAppendEntriesPerReady(t *testing.T) {
+	r := leaderOfThree()
 	followers := []string{"b", "c"}
 	for _, f := range followers {
 		r.Step(Message{Type: MsgAppResp, From: f, To: "a", Term: 1, Success: true, MatchIndex: 1})
@@ -922,12 +929,7 @@ func TestOneAppendEntriesPerReady(t *testing.T) {
 }
 
 func TestLeaderCountsItselfOnlyWhenDurable(t *testing.T) {
-	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 8, Rand: rand.New(rand.NewSource(1))},
-		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
-	r.campaign(false)
-	r.Advance(r.Ready())
-	r.Step(Message{Type: MsgVoteResp, From: "b", To: "a", Term: 1, Success: true})
-	r.Advance(r.Ready()) // the no-op is durable
+	r := leaderOfThree()
 	r.Step(Message{Type: MsgAppResp, From: "b", To: "a", Term: 1, Success: true, MatchIndex: 1})
 	if r.commitIndex != 1 {
 		t.Fatalf("no-op not committed: commit %d", r.commitIndex)
