@@ -20,9 +20,13 @@ type writeDone struct {
 
 const maxWriteBatch = 256 // Readys written by one fsync
 
-// writer runs until writec is closed.
+// writer runs until writec is closed. After a failed write it writes nothing more: the
+// writes queued behind it come back with its error, unwritten. (After a failed fsync
+// the failed write's pages may be gone; a later write that succeeded would leave a gap
+// in the log, which at restart reads as damage, not as a torn tail to cut off.)
 func (n *node) writer() {
 	defer close(n.writerDone)
+	var failed error
 	for req := range n.writec {
 		reqs := []writeReq{req}
 	more:
@@ -43,10 +47,12 @@ func (n *node) writer() {
 				recs = append(recs, walRecord{HardState: r.rd.HardState, Entries: r.rd.Entries})
 			}
 		}
-		saving := n.metrics.saveStarts(len(recs))
-		err := n.store.SaveAll(recs)
-		n.metrics.saved(saving)
-		n.writtenc <- writeDone{reqs: reqs, err: err}
+		if failed == nil {
+			saving := n.metrics.saveStarts(len(recs))
+			failed = n.store.SaveAll(recs)
+			n.metrics.saved(saving)
+		}
+		n.writtenc <- writeDone{reqs: reqs, err: failed}
 	}
 }
 
