@@ -372,6 +372,13 @@ func (c *simCluster) waitLeader() *simNode {
 
 func (c *simCluster) send(m Message) {
 	c.sent[m.Type]++
+	// What a message promises is on its sender's disk when it leaves: its term (a
+	// pre-vote's is only proposed), and a granted vote.
+	if hs := c.nodes[m.From].disk.HardState; m.Type != MsgPreVote && m.Type != MsgPreVoteResp && m.Term > hs.Term {
+		c.fail("%s sent %v in term %d while its disk holds term %d", m.From, m.Type, m.Term, hs.Term)
+	} else if (m.Type == MsgVoteResp && m.Success || m.Type == MsgVote) && (hs.Term != m.Term || hs.Vote != map[bool]string{true: m.To, false: m.From}[m.Type == MsgVoteResp]) {
+		c.fail("%s sent %v (term %d) while its disk holds term %d, vote %q", m.From, m.Type, m.Term, hs.Term, hs.Vote)
+	}
 	if m.Type == MsgAppResp && !m.Success {
 		c.refusals[m.From]++
 	}
@@ -549,13 +556,39 @@ func (c *simCluster) recordCommits(n *simNode) {
 		}
 		c.committed = append(c.committed, e)
 		c.chash = append(c.chash, chainHash(c.chash[index-1], e))
+		// Durability: an entry commits only once it is on the disks of a majority.
+		cfg, on := n.r.config(), []string{}
+		for _, id := range cfg.Members {
+			if o := c.nodes[id]; o != nil && o.diskHolds(e.Index, e.Term) {
+				on = append(on, id)
+			}
+		}
+		if len(on) < cfg.quorum() {
+			c.fail("durability: %s committed %s, which is on the disks of only %v of %v", n.id, fmtEntry(e), on, cfg.Members)
+		}
 	}
 	n.checked = max(n.checked, n.r.commitIndex)
+}
+
+// diskHolds reports whether n's disk holds the entry at index with term (a snapshot
+// covers committed entries).
+func (n *simNode) diskHolds(index, term uint64) bool {
+	d := &n.disk
+	if index <= d.Snapshot.Index || index <= d.base.Index {
+		return index <= d.Snapshot.Index
+	}
+	if index > d.lastIndex() {
+		return false
+	}
+	return d.Entries[index-d.base.Index-1].Term == term
 }
 
 // check verifies the invariants that involve node n after its state changed.
 func (c *simCluster) check(n *simNode) {
 	r := n.r
+	if t, ok := r.log.term(r.log.stable); r.log.stable > r.snapshot.Index && (!ok || !n.diskHolds(r.log.stable, t)) {
+		c.fail("%s: its log counts entry %d as on its disk, which does not hold it", n.id, r.log.stable)
+	}
 	if n.hashBase+uint64(len(n.hashes)) != r.log.lastIndex()+1 {
 		c.fail("%s: log changed (last %d) without handing the change out in Ready (hashed %d)", n.id, r.log.lastIndex(), n.hashBase+uint64(len(n.hashes))-1)
 	}
