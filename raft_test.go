@@ -945,3 +945,33 @@ func TestLeaderCountsItselfOnlyWhenDurable(t *testing.T) {
 		t.Fatalf("commit = %d after the leader's write returned; want %d", r.commitIndex, index)
 	}
 }
+
+// A leader that a change removes steps down once the change commits (§4.2.2), and tells
+// the others that it did before it lets go: with appends sent at the next Ready, it
+// must send them before it becomes a follower, or they learn of the commit only from
+// the next leader.
+func TestRemovedLeaderSendsCommitBeforeSteppingDown(t *testing.T) {
+	r := leaderOfThree()
+	r.Step(Message{Type: MsgAppResp, From: "b", To: "a", Term: 1, Success: true, MatchIndex: 1})
+	r.Advance(r.Ready())
+	index, _, err := r.RemoveServer("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(r.Ready()) // the change is on a's disk and on its way to b and c
+	for _, f := range []string{"b", "c"} {
+		r.Step(Message{Type: MsgAppResp, From: f, To: "a", Term: 1, Success: true, MatchIndex: index})
+	}
+	if r.commitIndex != index || r.role != follower {
+		t.Fatalf("commit %d, %v after b and c hold the change at %d; want it committed and a stepped down", r.commitIndex, r.role, index)
+	}
+	told := map[string]bool{}
+	for _, m := range r.Ready().Messages {
+		if m.Type == MsgApp && m.Term == 1 && m.LeaderCommit >= index {
+			told[m.To] = true
+		}
+	}
+	if !told["b"] || !told["c"] {
+		t.Fatalf("the removed leader stepped down telling only %v that its removal (entry %d) committed; want b and c", told, index)
+	}
+}
