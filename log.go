@@ -109,7 +109,9 @@ type segment struct {
 
 func segmentName(seq uint64) string { return fmt.Sprintf("wal-%016x.log", seq) }
 
-// storage is an open data dir. Only the event loop calls its methods.
+// storage is an open data dir. The event loop calls its methods, except SaveAll, which
+// the disk writer (writer.go) calls; the loop flushes the writer before it touches the
+// log itself (SaveSnapshot). ClusterID and SetClusterID lock metaMu and may run anytime.
 type storage struct {
 	dir          string
 	lock         *os.File // the data dir itself, flock'ed while this node runs

@@ -869,8 +869,6 @@ func TestFollowerCommitBoundedByLastNewEntry(t *testing.T) {
 	}
 }
 
-// The leader counts itself toward a quorum only for entries on its own disk: a
-// follower's acknowledgement may arrive before the leader's own write returns.
 // leaderOfThree is core "a" of a, b and c, elected in term 1 with b's vote, its no-op
 // handed out and durable (not yet acknowledged).
 func leaderOfThree() *raft {
@@ -928,6 +926,8 @@ func TestOneAppendEntriesPerReady(t *testing.T) {
 	}
 }
 
+// The leader counts itself toward a quorum only for entries on its own disk: a
+// follower's acknowledgement may arrive before the leader's own write returns.
 func TestLeaderCountsItselfOnlyWhenDurable(t *testing.T) {
 	r := leaderOfThree()
 	r.Step(Message{Type: MsgAppResp, From: "b", To: "a", Term: 1, Success: true, MatchIndex: 1})
