@@ -448,6 +448,15 @@ func (c *simCluster) ready(n *simNode) {
 		for _, e := range rd.Committed {
 			c.apply(n, e)
 		}
+		if rd.HardState == nil && len(rd.Entries) == 0 && len(n.writes) == 0 {
+			// As server.go: nothing to write and no write on its way for the replies
+			// to wait for.
+			for _, m := range late {
+				c.send(m)
+			}
+			n.r.Advance(rd)
+			continue
+		}
 		n.writes = append(n.writes, simWrite{rd: rd, late: late})
 		if c.faults.asyncWrites == 0 {
 			c.completeWrites(n, len(n.writes))
