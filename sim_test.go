@@ -565,15 +565,21 @@ func (c *simCluster) recordCommits(n *simNode) {
 		}
 		c.committed = append(c.committed, e)
 		c.chash = append(c.chash, chainHash(c.chash[index-1], e))
-		// Durability: an entry commits only once it is on the disks of a majority.
-		cfg, on := n.r.config(), []string{}
-		for _, id := range cfg.Members {
-			if o := c.nodes[id]; o != nil && o.diskHolds(e.Index, e.Term) {
-				on = append(on, id)
+		// Durability: an entry commits only once it is on the disks of a majority (of a
+		// configuration n knows: the one it committed under may have changed since).
+		durable := false
+		var on []string
+		for _, ca := range n.r.configs {
+			on = on[:0]
+			for _, id := range ca.config.Members {
+				if o := c.nodes[id]; o != nil && o.diskHolds(e.Index, e.Term) {
+					on = append(on, id)
+				}
 			}
+			durable = durable || len(on) >= ca.config.quorum()
 		}
-		if len(on) < cfg.quorum() {
-			c.fail("durability: %s committed %s, which is on the disks of only %v of %v", n.id, fmtEntry(e), on, cfg.Members)
+		if !durable {
+			c.fail("durability: %s committed %s, which is on the disks of only %v of %v", n.id, fmtEntry(e), on, n.r.config().Members)
 		}
 	}
 	n.checked = max(n.checked, n.r.commitIndex)
