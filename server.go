@@ -271,14 +271,7 @@ func (n *node) run() (err error) {
 		if err == nil {
 			err = n.flushWrites()
 		}
-		close(n.writec)
-		for {
-			select {
-			case <-n.writtenc: // after a failed write: what was still on its way
-			case <-n.writerDone:
-				return
-			}
-		}
+		n.stopWriter()
 	}()
 	for {
 		if err := n.handleReady(); err != nil {

@@ -123,8 +123,7 @@ func storedNode(t *testing.T, snapshotEntries uint64) *node {
 	go n.writer()
 	t.Cleanup(func() {
 		n.flushWrites()
-		close(n.writec)
-		<-n.writerDone
+		n.stopWriter()
 		close(n.donec)
 		n.trans.stop()
 		store.Close()

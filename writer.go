@@ -86,6 +86,19 @@ func (n *node) written(done writeDone) error {
 	return nil
 }
 
+// stopWriter closes the writer's queue and waits for it to end, taking (and dropping)
+// what it still hands back: after a failed write, the writes that were on their way.
+func (n *node) stopWriter() {
+	close(n.writec)
+	for {
+		select {
+		case <-n.writtenc:
+		case <-n.writerDone:
+			return
+		}
+	}
+}
+
 // flushWrites waits until every write handed out is durable: before the loop touches
 // the storage itself (snapshots), and before it stops.
 func (n *node) flushWrites() error {

@@ -49,14 +49,7 @@ func TestWriterStopsAfterAFailedWrite(t *testing.T) {
 	// A write the loop handed over before it heard of the failure; then it stops, as
 	// run's deferred cleanup does.
 	n.writec <- write(2)
-	close(n.writec)
-	for stopped := false; !stopped; {
-		select {
-		case <-n.writtenc:
-		case <-n.writerDone:
-			stopped = true
-		}
-	}
+	n.stopWriter()
 	pw.Close()
 	data, err := io.ReadAll(pr)
 	if err != nil {
