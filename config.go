@@ -1,12 +1,8 @@
-// config.go: the command line (flags, validation, help) and the cluster membership
-// configuration that travels in the log.
+// config.go: the command line: flags, their validation, the help text, and the
+// addresses a node and a client are given.
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/gob"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,80 +16,6 @@ import (
 	"strings"
 	"time"
 )
-
-// Config is a cluster membership configuration: the servers whose votes count (§4.1).
-// A server's identity is its address exactly as written in -c (":9990", "10.0.0.1:9990").
-type Config struct {
-	Members []string
-}
-
-func (c Config) contains(id string) bool { return slices.Contains(c.Members, id) }
-
-// quorum is the number of votes or replicas that make a majority of the configuration.
-func (c Config) quorum() int { return len(c.Members)/2 + 1 }
-
-// newClusterID names a new cluster by its first configuration and the operator's token:
-// every member of that configuration computes the same id on its own.
-func newClusterID(bootstrap Config, token string) uint64 {
-	h := sha256.New()
-	for _, m := range slices.Sorted(slices.Values(bootstrap.Members)) {
-		h.Write([]byte(m + "\n"))
-	}
-	h.Write([]byte("token " + token))
-	id := binary.BigEndian.Uint64(h.Sum(nil))
-	return max(id, 1) // 0 means "not known yet"
-}
-
-func formatClusterID(id uint64) string {
-	if id == 0 {
-		return "none yet"
-	}
-	return fmt.Sprintf("%016x", id)
-}
-
-// ConfOp is the kind of a single-server membership change.
-type ConfOp uint8
-
-const (
-	confAdd ConfOp = iota + 1
-	confRemove
-)
-
-// ConfChange is the payload of an EntryConfig entry: one server added or removed, and the
-// whole configuration that results, so a reader of the log never has to replay history
-// to know the membership at an index.
-type ConfChange struct {
-	Op     ConfOp
-	Server string
-	Config Config
-}
-
-// announcement is the line every server prints when the change is applied.
-func (cc ConfChange) announcement() string {
-	if cc.Op == confAdd {
-		return "Added new peer " + cc.Server
-	}
-	return "Removed peer " + cc.Server
-}
-
-func encodeConfChange(cc ConfChange) []byte {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(cc); err != nil {
-		panic(fmt.Sprintf("encode %+v: %v", cc, err)) // a plain struct always encodes
-	}
-	return buf.Bytes()
-}
-
-func decodeConfChange(data []byte) (ConfChange, error) {
-	var cc ConfChange
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&cc); err != nil {
-		return ConfChange{}, fmt.Errorf("decode configuration entry: %w", err)
-	}
-	if cc.Op != confAdd && cc.Op != confRemove || len(cc.Config.Members) == 0 {
-		return ConfChange{}, fmt.Errorf("decode configuration entry: invalid change %+v", cc)
-	}
-	return cc, nil
-}
 
 // Client commands (-C).
 const (
