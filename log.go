@@ -31,6 +31,7 @@ package main
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"encoding/binary"
 	"encoding/gob"
 	"errors"
@@ -75,6 +76,10 @@ type walMeta struct {
 	// ClusterID was guessed when a dir written before cluster ids was opened, by a
 	// server that joined as a spare: the first leader's id replaces it if they differ.
 	ClusterIDGuessed bool
+	// Incarnation names this data dir, at random, when it is made: a server that comes
+	// back at the same address with a new one (a wiped or replaced disk) is another
+	// server, not the member that had the old one (Config.Incarnations).
+	Incarnation uint64
 }
 
 // logPosition names a log entry.
@@ -157,7 +162,7 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 	}
 	if d.meta == nil {
 		// A new data dir: the meta file, then the first segment (which opens below).
-		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}
+		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap, Incarnation: newIncarnation()}
 		if err := writeMeta(dir, *d.meta); err != nil {
 			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
 		}
@@ -190,7 +195,14 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
 	}
 	s.segs = d.segs
-	s.meta = walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap, ClusterID: d.meta.ClusterID, ClusterIDGuessed: d.meta.ClusterIDGuessed}
+	s.meta = walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap, ClusterID: d.meta.ClusterID, ClusterIDGuessed: d.meta.ClusterIDGuessed, Incarnation: d.meta.Incarnation}
+	if s.meta.Incarnation == 0 {
+		// A data dir from before incarnations gets one.
+		s.meta.Incarnation = newIncarnation()
+		if err := writeMeta(dir, s.meta); err != nil {
+			return nil, st, nil, "", fmt.Errorf("name data dir %s: %w", dir, err)
+		}
+	}
 	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
 	if err := removeStale(dir, st.Snapshot, true); err != nil {
 		return nil, st, nil, "", err
@@ -203,6 +215,22 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 
 func writeMeta(dir string, m walMeta) error {
 	return writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(m)))
+}
+
+// newIncarnation names a new data dir: at random, so that no two are alike.
+func newIncarnation() uint64 {
+	var b [8]byte
+	if _, err := cryptorand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on Linux
+	}
+	return max(binary.LittleEndian.Uint64(b[:]), 1) // 0 means "not known"
+}
+
+// Incarnation names the data dir (walMeta.Incarnation).
+func (s *storage) Incarnation() uint64 {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.meta.Incarnation
 }
 
 // ClusterID is the cluster the data dir belongs to (0: not known yet), and whether it

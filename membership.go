@@ -22,9 +22,51 @@ import (
 // A server's identity is its address exactly as written in -c (":9990", "10.0.0.1:9990").
 type Config struct {
 	Members []string
+	// The data dir each member has, by its random incarnation (walMeta.Incarnation),
+	// recorded when the member joined: a server that comes back at a member's address
+	// with another data dir (a wiped or replaced disk) is not that member. A member
+	// without an entry (a configuration from before incarnations) is known by address
+	// alone.
+	Incarnations map[string]uint64
 }
 
 func (c Config) contains(id string) bool { return slices.Contains(c.Members, id) }
+
+// incarnation is the data dir the configuration knows member id by (0: none recorded).
+func (c Config) incarnation(id string) uint64 { return c.Incarnations[id] }
+
+// with returns the configuration with server added, known by its data dir incarnation.
+func (c Config) with(server string, incarnation uint64) Config {
+	next := Config{Members: append(slices.Clone(c.Members), server), Incarnations: c.cloneIncarnations()}
+	if incarnation != 0 {
+		if next.Incarnations == nil {
+			next.Incarnations = map[string]uint64{}
+		}
+		next.Incarnations[server] = incarnation
+	}
+	return next
+}
+
+func (c Config) cloneIncarnations() map[string]uint64 {
+	if c.Incarnations == nil {
+		return nil
+	}
+	clone := make(map[string]uint64, len(c.Incarnations))
+	for id, inc := range c.Incarnations {
+		clone[id] = inc
+	}
+	return clone
+}
+
+// without returns the configuration with server removed.
+func (c Config) without(server string) Config {
+	next := Config{Members: slices.DeleteFunc(slices.Clone(c.Members), func(m string) bool { return m == server }), Incarnations: c.cloneIncarnations()}
+	delete(next.Incarnations, server)
+	if len(next.Incarnations) == 0 {
+		next.Incarnations = nil
+	}
+	return next
+}
 
 // quorum is the number of votes or replicas that make a majority of the configuration.
 func (c Config) quorum() int { return len(c.Members)/2 + 1 }
@@ -34,6 +76,11 @@ func (c Config) quorum() int { return len(c.Members)/2 + 1 }
 func newClusterID(bootstrap Config, token string) uint64 {
 	h := sha256.New()
 	for _, m := range slices.Sorted(slices.Values(bootstrap.Members)) {
+		if inc := bootstrap.incarnation(m); inc != 0 {
+			// A cluster formed by these data dirs: formed again on wiped ones, or on the
+			// same addresses later, it is another cluster.
+			m += fmt.Sprintf(" %016x", inc)
+		}
 		h.Write([]byte(m + "\n"))
 	}
 	h.Write([]byte("token " + token))
@@ -114,11 +161,19 @@ func (r *raft) configIndex() uint64 { return r.configs[len(r.configs)-1].index }
 // change committed: it may still be needed as leader to commit it (dissertation §4.2.2,
 // Figure 4.6); it does not count its own vote. A spare, never a member, never campaigns.
 func (r *raft) promotable() bool {
-	if r.config().contains(r.id) {
+	if r.isMember(r.config()) {
 		return true
 	}
 	n := len(r.configs)
-	return n > 1 && r.configIndex() > r.commitIndex && r.configs[n-2].config.contains(r.id)
+	return n > 1 && r.configIndex() > r.commitIndex && r.isMember(r.configs[n-2].config)
+}
+
+// isMember reports whether this server, with its data dir, is a member of c. A server
+// at a member's address with another data dir is not: whatever the member voted for
+// and acknowledged is gone with its disk.
+func (r *raft) isMember(c Config) bool {
+	inc := c.incarnation(r.id)
+	return c.contains(r.id) && (inc == 0 || inc == r.incarnation)
 }
 
 // AddServer starts adding a server (§4.2.1). It first catches up with the log as a
@@ -131,14 +186,18 @@ func (r *raft) AddServer(server string) error {
 	if r.config().contains(server) {
 		return errAlreadyMember
 	}
-	pr := r.progress[server]
-	if pr == nil {
-		pr = &progress{next: r.log.lastIndex() + 1, probing: true}
-		r.progress[server] = pr
+	// Replication starts from scratch, whatever the leader knew of a server at this
+	// address: it may have come back with an empty disk, and what it had acknowledged
+	// before must not count now. A server removed a moment ago and added back is still
+	// to learn of its removal if this addition fails.
+	var removedAt uint64
+	if old := r.progress[server]; old != nil {
+		removedAt = old.removedAt
 	}
-	// A server removed a moment ago and added back is not to be forgotten meanwhile.
-	r.catchUp = &catchUp{server: server, round: 1, roundEnd: r.log.lastIndex(), removedAt: pr.removedAt}
-	pr.removedAt = 0
+	pr := &progress{next: r.log.lastIndex() + 1, probing: true}
+	r.progress[server] = pr
+	r.catchUpSeq++
+	r.catchUp = &catchUp{server: server, round: 1, roundEnd: r.log.lastIndex(), removedAt: removedAt, seq: r.catchUpSeq}
 	r.sendAppend(server, pr, true)
 	return nil
 }
@@ -148,7 +207,7 @@ func (r *raft) RemoveServer(server string) (index, term uint64, err error) {
 	if err := r.canChangeConfig(); err != nil {
 		return 0, 0, err
 	}
-	return r.appendConfChange(confRemove, server)
+	return r.appendConfChange(confRemove, server, 0)
 }
 
 // canChangeConfig: the new configuration takes effect as soon as it is in the log, so
@@ -172,15 +231,16 @@ func (r *raft) canChangeConfig() error {
 }
 
 // appendConfChange appends a single-server membership change.
-func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, err error) {
+// An added server is known from then on by its data dir's incarnation (0: not known).
+func (r *raft) appendConfChange(op ConfOp, server string, incarnation uint64) (index, term uint64, err error) {
 	cur := r.config()
-	var members []string
+	var next Config
 	switch op {
 	case confAdd:
 		if cur.contains(server) {
 			return 0, 0, errAlreadyMember
 		}
-		members = append(slices.Clone(cur.Members), server)
+		next = cur.with(server, incarnation)
 	case confRemove:
 		if !cur.contains(server) {
 			return 0, 0, errNotMember
@@ -188,11 +248,11 @@ func (r *raft) appendConfChange(op ConfOp, server string) (index, term uint64, e
 		if len(cur.Members) == 1 {
 			return 0, 0, errLastMember
 		}
-		members = slices.DeleteFunc(slices.Clone(cur.Members), func(m string) bool { return m == server })
+		next = cur.without(server)
 	default:
 		return 0, 0, fmt.Errorf("unknown membership change %d", op)
 	}
-	data := encodeConfChange(ConfChange{Op: op, Server: server, Config: Config{Members: members}})
+	data := encodeConfChange(ConfChange{Op: op, Server: server, Config: next})
 	index = r.appendEntry(Entry{Type: EntryConfig, Data: data})
 	r.appendsDue = true
 	return index, r.currentTerm, nil
@@ -216,6 +276,10 @@ type catchUp struct {
 	roundTicks int    // ticks since the round began
 	idleTicks  int    // ticks since the server last answered
 	removedAt  uint64 // the server's progress.removedAt before, to restore if it is not added
+	// The data dir of the server: learned from its first answer to this catch-up's
+	// AppendEntries (they carry seq as their Context), recorded in the entry that adds it.
+	incarnation uint64
+	seq         uint64
 }
 
 // catchUpProgress moves the catch-up of server on after it acknowledged entries.
@@ -231,7 +295,7 @@ func (r *raft) catchUpProgress(server string) {
 			// A round shorter than an election timeout: adding the server now stalls
 			// commits for less than that while it takes the rest.
 			r.catchUp = nil
-			index, term, err := r.appendConfChange(confAdd, server)
+			index, term, err := r.appendConfChange(confAdd, server, cu.incarnation)
 			r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: server, Index: index, Term: term, Err: err})
 			return
 		case cu.round >= catchUpRounds:
@@ -326,3 +390,72 @@ var (
 	errCatchUpUnreachable = errors.New("the new server did not answer; is it running, and reachable at that address? membership unchanged")
 	errCatchUpTooSlow     = errors.New("the new server did not catch up with the log; membership unchanged")
 )
+
+var errCatchUpNewDataDir = errors.New("the new server came back with another data dir while it was catching up; membership unchanged: add it again")
+
+// incarnationOf is the data dir the cluster knows server by: the one being caught up,
+// or the one the latest configuration that records it has; 0 if none is recorded.
+func (r *raft) incarnationOf(server string) uint64 {
+	if cu := r.catchUp; cu != nil && cu.server == server {
+		return cu.incarnation
+	}
+	for i := len(r.configs) - 1; i >= 0; i-- {
+		if inc := r.configs[i].config.incarnation(server); inc != 0 {
+			return inc
+		}
+	}
+	return 0
+}
+
+// fromStranger reports whether m comes from, or is meant for, another data dir than the
+// one the cluster knows at that address, and if so refuses it: a server that lost its
+// disk (or a new server at a member's address) must not vote, be voted for or count
+// toward a commit as the member it replaces. Both ends say so, once per data dir.
+func (r *raft) fromStranger(m Message) bool {
+	if m.Type == MsgSnapStatus {
+		return false // from this server's own transport
+	}
+	if m.ToIncarnation != 0 && m.ToIncarnation != r.incarnation {
+		r.warnStranger(m.From, m.ToIncarnation, fmt.Sprintf("%s is not the member %s knows by this address: %s's %v is meant for data dir %016x, and this is %016x. This server lost its data (or its data dir is new) and takes no part until it is added back: raft -C removeserver -m %s, then raft -C addserver -m %s",
+			r.id, m.From, m.From, m.Type, m.ToIncarnation, r.incarnation, r.id, r.id))
+		switch m.Type {
+		// An answer that the sender refuses in turn, so that it hears of this too.
+		case MsgApp, MsgHeartbeat, MsgSnap:
+			r.send(Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex})
+		case MsgVote:
+			r.send(Message{Type: MsgVoteResp, To: m.From})
+		case MsgPreVote:
+			r.send(Message{Type: MsgPreVoteResp, To: m.From})
+		}
+		return true
+	}
+	cu := r.catchUp
+	if cu != nil && cu.server == m.From && cu.incarnation == 0 && m.Type == MsgAppResp && m.Context == cu.seq {
+		cu.incarnation = m.FromIncarnation // its first answer to this catch-up
+	}
+	// A message without an incarnation comes from a binary that predates them (members
+	// one version apart talk during an upgrade): it is taken by address, as it was.
+	known := r.incarnationOf(m.From)
+	if known == 0 || m.FromIncarnation == 0 || m.FromIncarnation == known {
+		return false
+	}
+	r.warnStranger(m.From, m.FromIncarnation, fmt.Sprintf("refused %v from %s: the cluster knows %s by data dir %016x, and this comes from data dir %016x. It lost its data (or is a new server at that address) and is not counted as that member: remove it and add it back (raft -C removeserver -m %s, then raft -C addserver -m %s)",
+		m.Type, m.From, m.From, known, m.FromIncarnation, m.From, m.From))
+	if cu != nil && cu.server == m.From {
+		r.endCatchUp(errCatchUpNewDataDir)
+	}
+	return true
+}
+
+// warnStranger warns once per server and data dir.
+func (r *raft) warnStranger(server string, incarnation uint64, warning string) {
+	key := fmt.Sprintf("%s/%016x", server, incarnation)
+	if r.strangers[key] || len(r.strangers) >= 1000 {
+		return
+	}
+	if r.strangers == nil {
+		r.strangers = map[string]bool{}
+	}
+	r.strangers[key] = true
+	r.warnings = append(r.warnings, warning)
+}

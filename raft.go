@@ -72,6 +72,9 @@ type Message struct {
 	Type     MsgType
 	From, To string
 	Term     uint64
+	// The data dirs of the sender and of the receiver as the sender knows it (0: not
+	// known): a server that lost its disk is not the member it was (fromStranger).
+	FromIncarnation, ToIncarnation uint64
 
 	// RequestVote and PreVote: the candidate's last log entry, for the up-to-date check
 	// (§5.4.1). A PreVote's Term is the term the sender would campaign in.
@@ -85,6 +88,7 @@ type Message struct {
 
 	// Heartbeat and its reply: the leader's latest read request (ReadIndex, §6.4). A reply
 	// confirms this server still followed the leader when that read arrived.
+	// AppendEntries and its reply: the catch-up the request belongs to (catchUp.seq).
 	Context uint64
 
 	// AppendEntries and Heartbeat.
@@ -209,7 +213,8 @@ const (
 // coreConfig sets up a core.
 type coreConfig struct {
 	ID             string
-	ElectionTicks  int // minimum election timeout; each is drawn from [ElectionTicks, 2*ElectionTicks)
+	Incarnation    uint64 // this server's data dir (walMeta.Incarnation)
+	ElectionTicks  int    // minimum election timeout; each is drawn from [ElectionTicks, 2*ElectionTicks)
 	HeartbeatTicks int
 	MaxMsgBytes    int // bound on the entries' data in one AppendEntries (at least one entry is sent)
 	MaxInflight    int // AppendEntries a leader sends to one follower before hearing back
@@ -276,7 +281,8 @@ func (pr *progress) acknowledge(index uint64) {
 
 // raft is one server's consensus state. Field names follow Figure 2.
 type raft struct {
-	id string
+	id          string
+	incarnation uint64 // this server's data dir: it is the member only with this one
 
 	// Persistent state on all servers.
 	currentTerm uint64
@@ -303,6 +309,7 @@ type raft struct {
 
 	// Leader: a server being caught up before it is added, and a leadership transfer.
 	catchUp        *catchUp
+	catchUpSeq     uint64          // catch-ups this server has begun (catchUp.seq)
 	catchUpResults []catchUpResult // to hand out in Ready
 	transferee     string          // the server leadership is being handed to
 	transferTicks  int             // ticks since the transfer began
@@ -321,16 +328,18 @@ type raft struct {
 	rand             *rand.Rand
 
 	msgs           []Message
-	appendsDue     bool      // a leader's entries appended since the last Ready, not yet sent (sendDueAppends)
-	commitDue      bool      // its commit index moved since the last Ready; followers not yet told
-	warnings       []string  // for the operator: peers that broke the protocol
-	savedHardState HardState // the last hard state handed out for persisting
+	appendsDue     bool            // a leader's entries appended since the last Ready, not yet sent (sendDueAppends)
+	commitDue      bool            // its commit index moved since the last Ready; followers not yet told
+	warnings       []string        // for the operator: peers that broke the protocol
+	strangers      map[string]bool // servers with another data dir than the cluster knows, already warned of
+	savedHardState HardState       // the last hard state handed out for persisting
 }
 
 // newRaft builds a core from what a server found on its disk. It starts as a follower.
 func newRaft(c coreConfig, st persistentState) *raft {
 	r := &raft{
 		id:             c.ID,
+		incarnation:    c.Incarnation,
 		currentTerm:    st.HardState.Term,
 		votedFor:       st.HardState.Vote,
 		log:            newRaftLog(st.Snapshot, st.Entries),
@@ -412,6 +421,9 @@ func (r *raft) inLease() bool {
 
 // Step advances the core by one message from another server.
 func (r *raft) Step(m Message) {
+	if r.fromStranger(m) {
+		return
+	}
 	switch {
 	case m.Term > r.currentTerm+maxTermLead && !r.knows(m.From) && m.Type != MsgApp && m.Type != MsgHeartbeat && m.Type != MsgSnap:
 		// A candidate, or a reply, from a server outside every configuration this one
@@ -642,7 +654,7 @@ func (r *raft) handleVoteResponse(m Message) {
 // handleTimeoutNow starts an election at once, at the leader's request (§3.10): the
 // leader has stopped taking commands and this server's log matches its own.
 func (r *raft) handleTimeoutNow(m Message) {
-	if r.role == follower && r.config().contains(r.id) {
+	if r.role == follower && r.isMember(r.config()) {
 		r.campaign(true)
 	}
 }
@@ -775,7 +787,7 @@ func (r *raft) handleAppendEntries(m Message) {
 		return // two leaders in one term cannot happen; don't let a bad peer make it so
 	}
 	r.becomeFollowerOf(m.From)
-	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex}
+	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex, Context: m.Context}
 	if !entriesFollow(m) {
 		return // malformed: entries must be numbered on from PrevLogIndex
 	}
@@ -1086,7 +1098,11 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 	if len(ents) == 0 && !sendEmpty {
 		return
 	}
-	r.send(Message{Type: MsgApp, To: to, PrevLogIndex: prevIndex, PrevLogTerm: prevTerm, Entries: ents, LeaderCommit: r.commitIndex})
+	m := Message{Type: MsgApp, To: to, PrevLogIndex: prevIndex, PrevLogTerm: prevTerm, Entries: ents, LeaderCommit: r.commitIndex}
+	if cu := r.catchUp; cu != nil && cu.server == to {
+		m.Context = cu.seq
+	}
+	r.send(m)
 	switch {
 	case pr.probing:
 		pr.probeSent = true
@@ -1178,6 +1194,7 @@ func (r *raft) appendEntry(e Entry) uint64 {
 // (pre-votes are about the next term).
 func (r *raft) send(m Message) {
 	m.From = r.id
+	m.FromIncarnation, m.ToIncarnation = r.incarnation, r.incarnationOf(m.To)
 	if m.Term == 0 {
 		m.Term = r.currentTerm
 	}

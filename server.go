@@ -204,8 +204,13 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 	ticks := func(d time.Duration) int { return max(int((d+tick/2)/tick), 1) }
 	seed := fnv.New64a()
 	seed.Write([]byte(cfg.ID))
+	var incarnation uint64
+	if store != nil {
+		incarnation = store.Incarnation()
+	}
 	core := newRaft(coreConfig{
 		ID:             cfg.ID,
+		Incarnation:    incarnation,
 		ElectionTicks:  max(ticks(cfg.Election), 2),
 		HeartbeatTicks: ticks(cfg.Heartbeat),
 		MaxMsgBytes:    maxMsgBytes,

@@ -68,6 +68,7 @@ type simProposal struct {
 
 type simNode struct {
 	id      string
+	inc     uint64                 // its data dir's incarnation: a wipe gives it a new one
 	r       *raft                  // nil while crashed
 	disk    logState               // what survives a crash
 	snap    uint64                 // on disk with it: the snapshot's data, a digest of the log it covers
@@ -79,6 +80,7 @@ type simNode struct {
 	hashes     []uint64
 	hashBase   uint64
 	readStates []ReadState // handed out by the core, for tests to collect
+	warnings   []string    // handed out by the core, for tests to look at
 	writes     []simWrite  // handed to the disk, not yet durable
 	checked    uint64      // commit index already checked against the committed log
 }
@@ -90,6 +92,7 @@ type simCluster struct {
 	rng    *rand.Rand
 	ids    []string
 	nodes  map[string]*simNode
+	first  Config // the first configuration, as every member's data dir records it
 	now    int
 	net    []simMsg
 	seq    int
@@ -123,20 +126,29 @@ func newSimCluster(t testing.TB, seed int64, members, spares int, f faults) *sim
 		faults: f, group: map[string]int{}, deaf: map[string]bool{}, slow: map[string]int{}, leaders: map[uint64]string{}, acked: map[string]uint64{}, chash: []uint64{0},
 		sent: map[MsgType]int{}, entryData: map[string]int{}, refusals: map[string]int{}, installs: map[string]int{},
 	}
-	var cfg Config
+	cfg := Config{Incarnations: map[string]uint64{}}
 	for i := 1; i <= members+spares; i++ {
 		id := fmt.Sprintf("n%d", i)
 		c.ids = append(c.ids, id)
 		if i <= members {
 			cfg.Members = append(cfg.Members, id)
+			cfg.Incarnations[id] = simIncarnation(id, 1)
 		}
 	}
+	c.first = cfg
 	for _, id := range c.ids {
-		n := &simNode{id: id, disk: logState{persistentState: persistentState{Bootstrap: cfg}}}
+		n := &simNode{id: id, inc: simIncarnation(id, 1), disk: logState{persistentState: persistentState{Bootstrap: cfg}}}
 		c.nodes[id] = n
 		c.start(n)
 	}
 	return c
+}
+
+// simIncarnation names the k-th data dir of node id (k counts from 1; a wipe makes the next).
+func simIncarnation(id string, k int) uint64 {
+	var n uint64
+	fmt.Sscanf(id, "n%d", &n)
+	return n<<32 | uint64(k)
 }
 
 func (c *simCluster) fail(format string, args ...any) {
@@ -156,7 +168,7 @@ func (c *simCluster) logf(format string, args ...any) {
 
 func (c *simCluster) start(n *simNode) {
 	n.r = newRaft(coreConfig{
-		ID: n.id, ElectionTicks: simElectionTicks, HeartbeatTicks: simHeartbeatTicks,
+		ID: n.id, Incarnation: n.inc, ElectionTicks: simElectionTicks, HeartbeatTicks: simHeartbeatTicks,
 		MaxMsgBytes: 64, MaxInflight: 4, Rand: rand.New(rand.NewSource(c.rng.Int63())),
 	}, persistentState{HardState: n.disk.HardState, Snapshot: n.disk.Snapshot, Entries: slices.Clone(n.disk.Entries), Bootstrap: n.disk.Bootstrap})
 	n.applied, n.checked = n.disk.Snapshot.Index, n.disk.Snapshot.Index
@@ -232,6 +244,20 @@ func (c *simCluster) crash(id string) {
 		c.crashes++
 		n.r, n.writes = nil, nil
 	}
+}
+
+// wipe crashes node id and gives it a new, empty data dir, as a replaced disk does. It
+// comes back (restart) with a new incarnation and the cluster's first configuration,
+// which is what the server's first start on an empty data dir learns from any member
+// that answers (the cluster exists): its address in it belongs to the data dir it lost,
+// so it takes no part until it is removed and added back.
+func (c *simCluster) wipe(id string) {
+	n := c.nodes[id]
+	c.crash(id)
+	n.inc++
+	n.disk = logState{persistentState: persistentState{Bootstrap: c.first}}
+	n.snap = 0
+	c.logf("wipe %s: data dir %x", id, n.inc)
 }
 
 func (c *simCluster) restart(id string) {
@@ -379,6 +405,13 @@ func (c *simCluster) send(m Message) {
 	} else if (m.Type == MsgVoteResp && m.Success || m.Type == MsgVote) && (hs.Term != m.Term || hs.Vote != map[bool]string{true: m.To, false: m.From}[m.Type == MsgVoteResp]) {
 		c.fail("%s sent %v (term %d) while its disk holds term %d, vote %q", m.From, m.Type, m.Term, hs.Term, hs.Vote)
 	}
+	// A server that lost its data dir is not the member its address was: it asks for no
+	// votes and grants none until it is added back with its new one.
+	if o := c.nodes[m.From]; o.r != nil && (m.Type == MsgVote || m.Type == MsgPreVote || (m.Type == MsgVoteResp || m.Type == MsgPreVoteResp) && m.Success) {
+		if inc := o.r.config().incarnation(o.id); inc != 0 && inc != o.inc {
+			c.fail("%s sent %v to %s with data dir %x, but its configuration knows %s by %x", m.From, m.Type, m.To, o.inc, o.id, inc)
+		}
+	}
 	if m.Type == MsgAppResp && !m.Success {
 		c.refusals[m.From]++
 	}
@@ -438,6 +471,7 @@ func (c *simCluster) ready(n *simNode) {
 			n.rehash(rd.Entries[0].Index) // the log in memory changed
 		}
 		n.readStates = append(n.readStates, rd.ReadStates...)
+		n.warnings = append(n.warnings, rd.Warnings...)
 		for _, cu := range rd.CatchUps {
 			c.logf("%s: catch-up of %s ended: entry %d, err %v", n.id, cu.Server, cu.Index, cu.Err)
 			c.catchUps = append(c.catchUps, cu)
@@ -572,7 +606,9 @@ func (c *simCluster) recordCommits(n *simNode) {
 		for _, ca := range n.r.configs {
 			on = on[:0]
 			for _, id := range ca.config.Members {
-				if o := c.nodes[id]; o != nil && o.diskHolds(e.Index, e.Term) {
+				// Only the data dir the configuration knows at that address counts.
+				inc := ca.config.incarnation(id)
+				if o := c.nodes[id]; o != nil && (inc == 0 || inc == o.inc) && o.diskHolds(e.Index, e.Term) {
 					on = append(on, id)
 				}
 			}
