@@ -78,10 +78,13 @@ type options struct {
 type nodeConfig struct {
 	ID        string // this node's identity: its address as written in -c
 	Bootstrap Config // the first configuration, used only when the data dir is new
-	DataDir   string
-	Metrics   string // the address to serve /metrics and /debug/pprof/ on ("": none)
-	Heartbeat time.Duration
-	Election  time.Duration
+	// -c was given: it must agree with the data dir's (checkSeed). Without it, the data
+	// dir holds the membership.
+	ExplicitMembers bool
+	DataDir         string
+	Metrics         string // the address to serve /metrics and /debug/pprof/ on ("": none)
+	Heartbeat       time.Duration
+	Election        time.Duration
 	// Take a snapshot and compact the log once this many entries were applied since the
 	// last one (0: never).
 	SnapshotEntries uint64
@@ -277,7 +280,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 	if err != nil {
 		return nodeConfig{}, err
 	}
-	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, DataDir: dir, Heartbeat: o.beat, Election: o.election,
+	return nodeConfig{ID: id, Bootstrap: Config{Members: members}, ExplicitMembers: o.set["c"], DataDir: dir, Heartbeat: o.beat, Election: o.election,
 		SnapshotEntries: o.snapshot, MaxMessage: o.maxMsg, ClusterToken: o.token, Restore: o.restore, LogFormat: o.logFmt, LogLevel: level, Metrics: o.metrics, TLS: keys}, nil
 }
 

@@ -463,8 +463,9 @@ func TestEndToEndOneNodeClusterGrows(t *testing.T) {
 		t.Fatalf("cluster ids: %s has %q, the added %s has %q", a, ida, b, idb)
 	}
 
-	// A node of another cluster that names a member in its -c (a copy-paste error) is
-	// refused: the member logs it once, and neither its term nor its log changes.
+	// A node of a new cluster that names a member in its -c (a copy-paste error) is
+	// refused: the member logs it once, and neither its term nor its log changes; the
+	// node, told why, never forms its cluster.
 	stray := freeAddrs(t, 1)[0]
 	before := c.status(a)
 	sp := c.startWith(stray, "-c", stray+","+a, "-p", stray)
@@ -478,8 +479,11 @@ func TestEndToEndOneNodeClusterGrows(t *testing.T) {
 		t.Fatalf("append after the stray node came: exit %d, leader %q", r.code, r.leader)
 	}
 	after := c.status(a)
-	if after.Term != before.Term || after.LastIndex != before.LastIndex+1 || after.Cluster == c.status(stray).Cluster {
+	if after.Term != before.Term || after.LastIndex != before.LastIndex+1 {
 		t.Fatalf("the stray node changed %s: before %+v, after %+v", a, before, after)
+	}
+	if r := c.client("-C", "status", "-S", stray); r.code == 0 || !strings.Contains(r.stderr, "forming a new cluster") {
+		t.Fatalf("status of the stray node: exit %d, %s %s", r.code, r.stdout, r.stderr)
 	}
 	all, _ := c.procs[a].stderr.snapshot()
 	if n := len(slices.DeleteFunc(all, func(l string) bool { return !strings.Contains(l, "refused messages from "+stray) })); n != 1 {
@@ -507,7 +511,12 @@ func TestEndToEndClientFailures(t *testing.T) {
 	// client gives up at its timeout and says why.
 	ids := freeAddrs(t, 3)
 	c = newE2ECluster(t, ids)
-	c.start(ids[0])
+	for _, id := range ids {
+		c.start(id)
+	}
+	c.send(ids[0], "before")
+	c.stop(ids[1], syscall.SIGKILL)
+	c.stop(ids[2], syscall.SIGKILL)
 	r = c.client("-C", "clientcommand", "-m", "hello", "-S", ids[0], "-timeout", "1500ms")
 	if r.code != exitFailed || !strings.Contains(r.stderr, "no majority") {
 		t.Fatalf("without a majority: exit %d, stderr %q", r.code, r.stderr)

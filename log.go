@@ -80,6 +80,13 @@ type walMeta struct {
 	// back at the same address with a new one (a wiped or replaced disk) is another
 	// server, not the member that had the old one (Config.Incarnations).
 	Incarnation uint64
+	// Seed is -c as it was when the data dir was made (nil: from before seeds; Bootstrap
+	// has it), and Formation names it with -cluster-token: members of a new cluster
+	// check that they were given the same. Forming says how far a new data dir is in
+	// forming a new cluster with the others of -c (0: formed, or never forming).
+	Seed      []string
+	Formation uint64
+	Forming   formState
 }
 
 // logPosition names a log entry.
@@ -142,7 +149,13 @@ type storage struct {
 // openStorage opens (or creates) the data dir of node id and loads what it holds: the
 // hard state, the snapshot's metadata and data (nil if none), and the log after it.
 // notice, if not empty, is something the node should log (a cut torn tail).
-func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentState, snapData []byte, notice string, err error) {
+func openStorage(dir, id string, bootstrap Config) (*storage, persistentState, []byte, string, error) {
+	return openNodeStorage(dir, id, bootstrap, "")
+}
+
+// openNodeStorage is openStorage for a node started with -cluster-token token, which
+// names the cluster a new data dir forms.
+func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage, st persistentState, snapData []byte, notice string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, st, nil, "", fmt.Errorf("create data dir: %w", err)
 	}
@@ -162,11 +175,11 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 	}
 	if d.meta == nil {
 		// A new data dir: the meta file, then the first segment (which opens below).
-		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap, Incarnation: newIncarnation()}
+		d.meta = newMeta(id, bootstrap, token)
 		if err := writeMeta(dir, *d.meta); err != nil {
 			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
 		}
-		d.state.Bootstrap = bootstrap
+		d.state.Bootstrap = d.meta.Bootstrap
 	}
 	st = d.state.persistentState
 	if st.Snapshot.Index > 0 {
@@ -195,7 +208,8 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
 	}
 	s.segs = d.segs
-	s.meta = walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap, ClusterID: d.meta.ClusterID, ClusterIDGuessed: d.meta.ClusterIDGuessed, Incarnation: d.meta.Incarnation}
+	s.meta = *d.meta
+	s.meta.Version, s.meta.ID = walVersion, id
 	if s.meta.Incarnation == 0 {
 		// A data dir from before incarnations gets one.
 		s.meta.Incarnation = newIncarnation()
@@ -215,6 +229,63 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 
 func writeMeta(dir string, m walMeta) error {
 	return writeFileAtomic(dir, metaName, appendFrame(nil, frameNewStream, gobBytes(m)))
+}
+
+// newMeta describes a new data dir of node id, made with -c bootstrap and
+// -cluster-token token. A member of a one-member -c is that cluster's first
+// configuration at once; a member of a larger one first forms it with the others
+// (decideForming); a server outside -c is a spare.
+func newMeta(id string, bootstrap Config, token string) *walMeta {
+	m := &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap, Incarnation: newIncarnation(),
+		Seed: bootstrap.Members, Formation: newClusterID(Config{Members: bootstrap.Members}, token)}
+	switch {
+	case !bootstrap.contains(id):
+	case len(bootstrap.Members) == 1:
+		m.Bootstrap = Config{Members: bootstrap.Members, Incarnations: map[string]uint64{id: m.Incarnation}}
+	default:
+		m.Forming = formGathering
+	}
+	return m
+}
+
+// peekMeta reads a data dir's meta file without taking the dir or changing anything:
+// nil if the dir is new (or holds no meta; openStorage says what is wrong with it).
+func peekMeta(dir string) (*walMeta, error) {
+	data, err := os.ReadFile(filepath.Join(dir, metaName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", errDataDir, filepath.Join(dir, metaName), err)
+	}
+	var meta walMeta
+	if err := decodeSingleFrame(data, &meta); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(dir, metaName), err)
+	}
+	return &meta, nil
+}
+
+// Meta is a copy of what the meta file says.
+func (s *storage) Meta() walMeta {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.meta
+}
+
+// UpdateMeta changes the meta file, durably.
+func (s *storage) UpdateMeta(change func(*walMeta)) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.closed {
+		return errors.New("update meta: the data dir is closed")
+	}
+	m := s.meta
+	change(&m)
+	if err := writeMeta(s.dir, m); err != nil {
+		return err
+	}
+	s.meta = m
+	return nil
 }
 
 // newIncarnation names a new data dir: at random, so that no two are alike.
@@ -243,17 +314,10 @@ func (s *storage) ClusterID() (id uint64, guessed bool) {
 
 // SetClusterID records, durably, that the data dir belongs to cluster id.
 func (s *storage) SetClusterID(id uint64, guessed bool) error {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if s.closed {
-		return errors.New("record the cluster id: the data dir is closed")
-	}
-	m := s.meta
-	m.ClusterID, m.ClusterIDGuessed = id, guessed
-	if err := writeMeta(s.dir, m); err != nil {
+	err := s.UpdateMeta(func(m *walMeta) { m.ClusterID, m.ClusterIDGuessed = id, guessed })
+	if err != nil {
 		return fmt.Errorf("record the cluster id: %w", err)
 	}
-	s.meta = m
 	return nil
 }
 

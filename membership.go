@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Config is a cluster membership configuration: the servers whose votes count (§4.1).
@@ -458,4 +459,123 @@ func (r *raft) warnStranger(server string, incarnation uint64, warning string) {
 	}
 	r.strangers[key] = true
 	r.warnings = append(r.warnings, warning)
+}
+
+// --- Forming a new cluster ---
+//
+// A fresh data dir may bootstrap a cluster only if that cluster is new: a member that
+// lost its disk and is started again with its old command line must not form the
+// cluster anew with whoever else lost theirs (or has not started yet), nor vote as the
+// member it was. So the members of a new cluster's -c form it together: each asks all
+// the others (Raft.Form) until every one of them has answered with a fresh data dir of
+// its own; the first configuration is then -c with every member's incarnation, which
+// each of them records (accepts) and, once every member has accepted the same, takes
+// as its bootstrap. A member that hears instead from a running member of the cluster
+// knows that the cluster is not new: it becomes a spare, and takes part only once it
+// is removed and added back. Until every member of -c has started, none of them
+// campaigns; a one-member -c forms at once.
+
+// formState is how far a data dir is in forming its cluster.
+type formState uint8
+
+const (
+	formGathering formState = iota + 1 // a fresh data dir, hearing from the other members
+	formAccepted                       // it has chosen the first configuration (walMeta.Bootstrap)
+	formDone                           // a member or spare of a running cluster
+)
+
+// FormRequest is the argument of Raft.Form: a fresh data dir asks a member of its -c.
+type FormRequest struct {
+	From        string
+	Formation   uint64 // names -c and -cluster-token: newClusterID of -c without incarnations
+	Incarnation uint64 // the asker's data dir
+}
+
+// FormReply is the answer to Raft.Form.
+type FormReply struct {
+	State       formState
+	Incarnation uint64
+	Config      Config // formAccepted, formDone: the first configuration it holds
+	Cluster     uint64 // formDone: its cluster id
+	Error       string // the request does not fit this server (another -c or token)
+}
+
+// formStep is what a forming data dir does next, from the answers it has.
+type formStep struct {
+	kind    formStepKind
+	config  Config // accept, start: the first configuration
+	cluster uint64 // spare: the running cluster's id
+	why     string // wait: who is missing; spare: what the running member said
+}
+
+type formStepKind uint8
+
+const (
+	formWait   formStepKind = iota + 1 // ask again later
+	formAccept                         // record config, then ask again
+	formStart                          // every member holds config: start with it
+	formSpare                          // the cluster is not new: wait as a spare
+)
+
+// decideForming picks the next step of data dir incarnation at self, a member of the
+// new cluster's members (-c), given the configuration it has accepted (nil: none yet)
+// and the answers of the other members (absent: no answer).
+func decideForming(self string, incarnation uint64, members []string, accepted *Config, answers map[string]FormReply) formStep {
+	var missing []string
+	var pending []string
+	all := Config{Members: members, Incarnations: map[string]uint64{self: incarnation}}
+	for _, m := range members {
+		if m == self {
+			continue
+		}
+		a, ok := answers[m]
+		if !ok {
+			missing = append(missing, m)
+			continue
+		}
+		mine := a.Config.incarnation(self)
+		switch a.State {
+		case formDone:
+			if mine == incarnation && accepted != nil {
+				return formStep{kind: formStart, config: *accepted} // it started with what this one accepted
+			}
+			return formStep{kind: formSpare, cluster: a.Cluster, why: fmt.Sprintf("%s is a member of a running cluster (id %s)", m, formatClusterID(a.Cluster))}
+		case formAccepted:
+			if mine != incarnation {
+				return formStep{kind: formSpare, why: fmt.Sprintf("%s has formed the cluster with another data dir at %s (incarnation %016x; this one is %016x)", m, self, mine, incarnation)}
+			}
+			if accepted == nil {
+				return formStep{kind: formAccept, config: a.Config}
+			}
+			if !sameConfig(a.Config, *accepted) {
+				pending = append(pending, m+" (it chose another first configuration)")
+			}
+		case formGathering:
+			pending = append(pending, m)
+		}
+		all.Incarnations[m] = a.Incarnation
+	}
+	switch {
+	case len(missing) > 0:
+		return formStep{kind: formWait, why: "waiting for " + strings.Join(missing, ", ") + " to answer"}
+	case accepted == nil:
+		return formStep{kind: formAccept, config: all}
+	case len(pending) > 0:
+		return formStep{kind: formWait, why: "waiting for " + strings.Join(pending, ", ") + " to choose the first configuration"}
+	}
+	return formStep{kind: formStart, config: *accepted}
+}
+
+// sameConfig reports whether two configurations have the same members, with the same
+// data dirs.
+func sameConfig(a, b Config) bool {
+	if len(a.Members) != len(b.Members) || len(a.Incarnations) != len(b.Incarnations) {
+		return false
+	}
+	for _, m := range a.Members {
+		if !b.contains(m) || a.incarnation(m) != b.incarnation(m) {
+			return false
+		}
+	}
+	return true
 }

@@ -148,15 +148,24 @@ func (m *metrics) snapshot(size int) {
 
 // --- The listener. ---
 
-// startMetrics serves /metrics and /debug/pprof/ on addr, if it is set, until stop is
-// called. It must be called before the loop runs: it sets n.metrics.
-func (n *node) startMetrics(addr string) (stop func(), err error) {
+// listenMetrics takes the -metrics port, if it is set (nil: off), before the node
+// writes anything: a start that fails here leaves nothing behind.
+func listenMetrics(addr string) (net.Listener, error) {
 	if addr == "" {
-		return func() {}, nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("-metrics %s: %w (choose another address, or leave -metrics out)", addr, err)
+	}
+	return ln, nil
+}
+
+// startMetrics serves /metrics and /debug/pprof/ on ln (from listenMetrics; nil: off)
+// until stop is called.
+func (n *node) startMetrics(ln net.Listener) (stop func()) {
+	if ln == nil {
+		return func() {}
 	}
 	n.metrics = newMetrics()
 	mux := http.NewServeMux()
@@ -181,7 +190,7 @@ func (n *node) startMetrics(addr string) (stop func(), err error) {
 		// stopped, a profile sees its connection closed.
 		srv.Close()
 		<-done
-	}, nil
+	}
 }
 
 // serveMetrics answers a scrape: the core's state, asked of the loop, then the counters.

@@ -22,7 +22,9 @@ import (
 	"log/slog"
 	"net"
 	"net/rpc"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -121,49 +123,122 @@ var errStopping = errors.New("this server is shutting down")
 // errNotSent marks a failure that happened before a request left: it certainly had no effect.
 var errNotSent = errors.New("not sent")
 
-// rpcService is what net/rpc exposes as "Raft".
-type rpcService struct{ n *node }
+// rpcService is what net/rpc exposes as "Raft". While a new data dir forms its cluster
+// with the others of -c (formCluster), there is no node yet: the service answers
+// Raft.Form from the data dir, and everything else with "not yet".
+type rpcService struct {
+	n      atomic.Pointer[node] // nil while forming
+	store  *storage
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	warned map[string]bool // servers of another -c refused, already logged
+}
+
+func newRPCService(n *node) *rpcService {
+	s := &rpcService{store: n.store, logger: n.logger}
+	s.n.Store(n)
+	return s
+}
+
+// node is the running node, or errForming.
+func (s *rpcService) node() (*node, error) {
+	if n := s.n.Load(); n != nil {
+		return n, nil
+	}
+	m := s.store.Meta()
+	return nil, fmt.Errorf("%s is forming a new cluster: it starts once every member of %s has started with a new data dir", m.ID, strings.Join(m.Bootstrap.Members, ","))
+}
+
+// Form answers a member of -c that forms a new cluster (decideForming).
+func (s *rpcService) Form(req *FormRequest, reply *FormReply) error {
+	m := s.store.Meta()
+	if req.Formation != m.Formation && m.Formation != 0 {
+		reply.Error = fmt.Sprintf("%s refused messages from %s: they were started with another -c or -cluster-token (the -c of %s is %s); a new cluster forms only of members given the same", m.ID, req.From, m.ID, strings.Join(m.Seed, ","))
+		s.mu.Lock()
+		if !s.warned[req.From] && len(s.warned) < 1000 {
+			if s.warned == nil {
+				s.warned = map[string]bool{}
+			}
+			s.warned[req.From] = true
+			s.logger.Warn(reply.Error)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	reply.Incarnation, reply.Config = m.Incarnation, m.Bootstrap
+	switch m.Forming {
+	case formGathering:
+		reply.State, reply.Config = formGathering, Config{}
+	case formAccepted:
+		reply.State = formAccepted
+	default:
+		reply.State, reply.Cluster = formDone, m.ClusterID
+	}
+	return nil
+}
 
 // Deliver hands a batch of messages to the event loop.
 func (s *rpcService) Deliver(b *Batch, _ *Ack) error {
-	if len(b.Messages) == 0 {
-		return nil
-	}
-	m := b.Messages[0]
-	if err := s.n.checkCluster(b.Cluster, m.From, m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap); err != nil {
+	n, err := s.node()
+	if err != nil || len(b.Messages) == 0 {
 		return err
 	}
-	return s.n.deliver(b.Messages)
+	m := b.Messages[0]
+	if err := n.checkCluster(b.Cluster, m.From, m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap); err != nil {
+		return err
+	}
+	return n.deliver(b.Messages)
 }
 
 // InstallSnapshot takes a piece of a snapshot from the leader.
 func (s *rpcService) InstallSnapshot(c *SnapshotChunk, ack *SnapshotAck) error {
-	if err := s.n.checkCluster(c.Cluster, c.From, true); err != nil {
+	n, err := s.node()
+	if err != nil {
 		return err
 	}
-	return s.n.receiveSnapshot(c, ack)
+	if err := n.checkCluster(c.Cluster, c.From, true); err != nil {
+		return err
+	}
+	return n.receiveSnapshot(c, ack)
 }
 
 // Status reports the node's view of the cluster.
 func (s *rpcService) Status(_ *StatusRequest, st *NodeStatus) error {
-	var err error
-	*st, err = s.n.status()
+	n, err := s.node()
+	if err != nil {
+		return err
+	}
+	*st, err = n.status()
 	return err
 }
 
 // Command runs a client command.
 func (s *rpcService) Command(req *CommandRequest, resp *CommandResponse) error {
-	*resp = s.n.command(req)
+	n, err := s.node()
+	if err != nil {
+		*resp = CommandResponse{Status: StatusRetry, Error: err.Error()}
+		return nil
+	}
+	*resp = n.command(req)
 	return nil
 }
 
 // Commands runs client commands (batch.go).
 func (s *rpcService) Commands(b *CommandBatch, resp *CommandBatchResponse) error {
+	n, err := s.node()
+	resp.Responses = make([]CommandResponse, len(b.Requests))
+	if err != nil {
+		for i := range resp.Responses {
+			resp.Responses[i] = CommandResponse{Status: StatusRetry, Error: err.Error()}
+		}
+		return nil
+	}
 	reqs := make([]*CommandRequest, len(b.Requests))
 	for i := range b.Requests {
 		reqs[i] = &b.Requests[i]
 	}
-	resp.Responses = s.n.commands(reqs)
+	resp.Responses = n.commands(reqs)
 	return nil
 }
 

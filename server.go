@@ -110,15 +110,38 @@ type proposal struct {
 func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan struct{}) error {
 	logger = logger.With("node", cfg.ID)
 	start := time.Now()
+	// The ports first, and nothing written before: a start that fails here (an address
+	// in use) leaves no data dir behind that a later start would take as its own.
+	ln, err := net.Listen("tcp", cfg.ID)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
+	}
+	metricsLn, err := listenMetrics(cfg.Metrics)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	closeListeners := func() {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+	}
+	if err := checkSeed(cfg); err != nil {
+		closeListeners()
+		return err
+	}
 	if cfg.Restore != "" {
 		meta, err := restoreSnapshot(cfg.Restore, cfg.DataDir, cfg.ID, cfg.Bootstrap)
 		if err != nil {
+			closeListeners()
 			return explainStorageError(err)
 		}
 		logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
 	}
-	store, st, snapData, notice, err := openStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap)
+	store, st, snapData, notice, err := openNodeStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap, cfg.ClusterToken)
 	if err != nil {
+		closeListeners()
 		return explainStorageError(err)
 	}
 	defer store.Close()
@@ -128,38 +151,42 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	var sm machine
 	if snapData != nil {
 		if err := openSnapshotMessages(cfg.DataDir, st.Snapshot, snapData, &sm); err != nil {
+			closeListeners()
 			return fmt.Errorf("%w: %s: %v", errDataDir, filepath.Join(cfg.DataDir, snapshotName(st.Snapshot)), err)
 		}
 		snapData = nil // the messages stay in the file
 	}
-	if (len(st.Entries) > 0 || st.Snapshot.Index > 0) && !slices.Equal(st.Bootstrap.Members, cfg.Bootstrap.Members) {
-		logger.Warn("the data dir holds the membership; -c is ignored", "c", cfg.Bootstrap.Members)
+	defer func() { sm.close() }()
+	svc := &rpcService{store: store, logger: logger}
+	trans := newTransport(cfg.ID, cfg.DataDir, nil, logger) // the node takes its reports (newNode)
+	trans.useTLS(cfg.TLS)
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Raft", svc); err != nil {
+		closeListeners()
+		return err
+	}
+	go trans.serve(ln, srv)
+	defer trans.stop()
+	forming := store.Meta().Forming != 0
+	if forming {
+		first, ok, err := formCluster(cfg, store, trans, logger, stop)
+		if err != nil || !ok {
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+			return explainStorageError(err)
+		}
+		st.Bootstrap = first
 	}
 	if err := initClusterID(store, st, cfg); err != nil {
-		sm.close()
 		return explainStorageError(err)
 	}
-	ln, err := net.Listen("tcp", cfg.ID)
-	if err != nil {
-		sm.close()
-		return fmt.Errorf("listen on %s: %w", cfg.ID, err)
-	}
-	n := newNode(cfg, st, store, stdout, logger)
-	n.trans.useTLS(cfg.TLS)
+	n := newNode(cfg, st, store, trans, stdout, logger)
 	n.sm = sm
-	defer func() { n.sm.close() }()
 	n.loaded = time.Since(start)
-	stopMetrics, err := n.startMetrics(cfg.Metrics)
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	stopMetrics := n.startMetrics(metricsLn)
 	defer stopMetrics()
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Raft", &rpcService{n}); err != nil {
-		return err
-	}
-	go n.trans.serve(ln, srv)
+	svc.n.Store(n)
 	go func() {
 		select {
 		case <-stop:
@@ -170,18 +197,149 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 		case <-n.donec:
 		}
 	}()
-	n.logStart(cfg, st)
+	n.logStart(cfg, st, forming)
 	if cfg.TLS == nil {
 		logger.Warn("no TLS: anyone who can reach this port can join the cluster and send it commands; raft -C gencerts sets up mutual TLS", "addr", cfg.ID)
 	}
 	err = n.run()
 	close(n.donec)
-	n.trans.stop()
 	if err != nil {
 		return fmt.Errorf("node %s stopped: %w", n.id, explainStorageError(err))
 	}
 	logger.Info("node stopped")
 	return nil
+}
+
+// checkSeed refuses an explicit -c that contradicts the data dir's: a data dir belongs
+// to the cluster it was made for. (Starting the node of a one-member cluster with the
+// -c of a new three-member one made two leaders, each committing on its own.)
+func checkSeed(cfg nodeConfig) error {
+	if !cfg.ExplicitMembers {
+		return nil
+	}
+	meta, err := peekMeta(cfg.DataDir)
+	if err != nil || meta == nil {
+		return err // openStorage says what is wrong with the dir
+	}
+	seed := meta.Seed
+	if seed == nil {
+		seed = meta.Bootstrap.Members
+	}
+	if sameMembers(seed, cfg.Bootstrap.Members) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s was made with -c '%s', and this node was started with -c '%s': a data dir belongs to the cluster it was made for. To start it again, use its -c (or leave -c out: the data dir holds the membership); for a node of another cluster, give it a data dir of its own (-d)",
+		errDataDir, cfg.DataDir, strings.Join(seed, ","), strings.Join(cfg.Bootstrap.Members, ","))
+}
+
+// sameMembers reports whether two member lists hold the same addresses.
+func sameMembers(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(m string) bool { return !slices.Contains(b, m) })
+}
+
+// formCluster forms a new cluster with the other members of -c (membership.go, "Forming
+// a new cluster"): it asks them, until every one has answered and holds the same first
+// configuration, and returns it. If the cluster turns out not to be new, the data dir
+// records that it is a spare, and the configuration returned is one without it. ok is
+// false if the node was stopped meanwhile.
+func formCluster(cfg nodeConfig, store *storage, trans *transport, logger *slog.Logger, stop <-chan struct{}) (first Config, ok bool, err error) {
+	meta := store.Meta()
+	clients := map[string]*rpc.Client{}
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	ask := func(peer string) (FormReply, error) {
+		c := clients[peer]
+		if c == nil {
+			var err error
+			if c, err = trans.dial(peer); err != nil {
+				return FormReply{}, err
+			}
+			clients[peer] = c
+		}
+		var reply FormReply
+		call := c.Go("Raft.Form", &FormRequest{From: cfg.ID, Formation: meta.Formation, Incarnation: meta.Incarnation}, &reply, make(chan *rpc.Call, 1))
+		timer := time.NewTimer(deliverTimeout)
+		defer timer.Stop()
+		var err error
+		select {
+		case <-call.Done:
+			err = call.Error
+		case <-timer.C:
+			err = errors.New("no answer in time")
+		}
+		if err != nil {
+			c.Close()
+			delete(clients, peer)
+			return FormReply{}, err
+		}
+		if reply.Error != "" {
+			return FormReply{}, errors.New(reply.Error)
+		}
+		return reply, nil
+	}
+	logger.Info("listening", "dir", cfg.DataDir, "members", meta.Bootstrap.Members, "incarnation", fmt.Sprintf("%016x", meta.Incarnation),
+		"forming", "a new cluster: this data dir is new, so the cluster starts once every member of -c has started with a new data dir of its own")
+	said := map[string]bool{}
+	ticker := time.NewTicker(cfg.Election)
+	defer ticker.Stop()
+	for {
+		meta = store.Meta()
+		var accepted *Config
+		if meta.Forming == formAccepted {
+			accepted = &meta.Bootstrap
+		}
+		answers := map[string]FormReply{}
+		for _, peer := range meta.Bootstrap.Members {
+			if peer == cfg.ID {
+				continue
+			}
+			reply, err := ask(peer)
+			if err != nil {
+				if key := peer + ": " + err.Error(); !said[key] && !errors.Is(err, syscall.ECONNREFUSED) {
+					said[key] = true
+					logger.Warn("forming a new cluster: a member did not answer", "member", peer, "err", err)
+				}
+				continue
+			}
+			answers[peer] = reply
+		}
+		step := decideForming(cfg.ID, meta.Incarnation, meta.Bootstrap.Members, accepted, answers)
+		switch step.kind {
+		case formWait:
+			if !said[step.why] {
+				said[step.why] = true
+				logger.Info("forming a new cluster: " + step.why)
+			}
+		case formAccept:
+			if err := store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming = step.config, formAccepted }); err != nil {
+				return Config{}, false, err
+			}
+			continue // tell the others at once
+		case formStart:
+			id := newClusterID(step.config, cfg.ClusterToken)
+			if err := store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming, m.ClusterID = step.config, 0, id }); err != nil {
+				return Config{}, false, err
+			}
+			logger.Info("formed a new cluster", "cluster_id", formatClusterID(id), "members", step.config.Members)
+			return step.config, true, nil
+		case formSpare:
+			spare := Config{Members: slices.DeleteFunc(slices.Clone(meta.Bootstrap.Members), func(m string) bool { return m == cfg.ID })}
+			if err := store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming, m.ClusterID = spare, 0, step.cluster }); err != nil {
+				return Config{}, false, err
+			}
+			logger.Warn(fmt.Sprintf("this data dir is new, but the cluster is not: %s. So this server is not the member %s was, whose data is gone with its old data dir: it waits as a spare and takes no part. To bring it back, remove %s from the cluster and add it again: raft -C removeserver -m %s -S <member>, then raft -C addserver -m %s -S <member>",
+				step.why, cfg.ID, cfg.ID, cfg.ID, cfg.ID))
+			return spare, true, nil
+		}
+		select {
+		case <-stop:
+			return Config{}, false, nil
+		case <-ticker.C:
+		}
+	}
 }
 
 // explainStorageError says what an operator can do about a data dir that cannot be
@@ -199,7 +357,8 @@ func explainStorageError(err error) error {
 	return err
 }
 
-func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Writer, logger *slog.Logger) *node {
+// newNode builds a node on its opened data dir; trans is its transport (nil: a new one).
+func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transport, stdout io.Writer, logger *slog.Logger) *node {
 	tick := max(min(cfg.Heartbeat/3, 10*time.Millisecond), time.Millisecond)
 	ticks := func(d time.Duration) int { return max(int((d+tick/2)/tick), 1) }
 	seed := fnv.New64a()
@@ -228,7 +387,10 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, stdout io.Write
 		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries, maxMessage: cfg.MaxMessage,
 		snapc: make(chan snapshotDone, 1),
 	}
-	n.trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
+	if trans == nil {
+		trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
+	}
+	n.trans, trans.report = trans, n.report
 	if store != nil {
 		n.trans.cluster = func() uint64 { id, _ := store.ClusterID(); return id }
 	}
@@ -251,14 +413,20 @@ func (n *node) report(m Message) {
 	}
 }
 
-func (n *node) logStart(cfg nodeConfig, st persistentState) {
+// logStart says that the node started, and on what; "listening" unless formCluster has
+// already said so.
+func (n *node) logStart(cfg nodeConfig, st persistentState, formed bool) {
 	s := n.core.status()
 	id, _ := n.store.ClusterID()
 	attrs := []any{"cluster_id", formatClusterID(id), "dir", cfg.DataDir, "loaded_in", n.loaded.Round(time.Millisecond).String(), "term", s.Term, "last_index", s.LastLog}
 	if st.Snapshot.Index > 0 {
 		attrs = append(attrs, "snapshot_index", st.Snapshot.Index)
 	}
-	n.logger.Info("listening", append(attrs, "members", s.Config.Members)...)
+	msg := "listening"
+	if formed {
+		msg = "started"
+	}
+	n.logger.Info(msg, append(attrs, "members", s.Config.Members)...)
 	if !s.Config.contains(n.id) {
 		n.logger.Info("not a member, so it will not campaign; add it with: raft -C addserver -m " + n.id + " -S <member>")
 	}

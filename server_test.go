@@ -119,7 +119,7 @@ func storedNode(t *testing.T, snapshotEntries uint64) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newNode(cfg, st, store, io.Discard, slog.New(slog.DiscardHandler))
+	n := newNode(cfg, st, store, nil, io.Discard, slog.New(slog.DiscardHandler))
 	go n.writer()
 	t.Cleanup(func() {
 		n.flushWrites()
@@ -256,7 +256,7 @@ func TestOtherClusterRefused(t *testing.T) {
 	n := storedNode(t, 0)
 	logs := newLines()
 	n.logger = slog.New(slog.NewTextHandler(logs, nil))
-	svc := &rpcService{n}
+	svc := newRPCService(n)
 	from := "127.0.0.1:2"
 	vote := Message{Type: MsgVote, From: from, To: n.id, Term: 1}
 	beat := Message{Type: MsgHeartbeat, From: from, To: n.id, Term: 1}
@@ -328,6 +328,7 @@ func TestClusterIDsOfOldDataDirs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		st.Bootstrap = boot // as a binary from before incarnations wrote it
 		if withLog {
 			if err := store.Save(&HardState{Term: 2}, []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 2}}); err != nil {
 				t.Fatal(err)

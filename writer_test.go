@@ -23,7 +23,7 @@ func TestWriterStopsAfterAFailedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newNode(cfg, st, store, io.Discard, slog.New(slog.DiscardHandler))
+	n := newNode(cfg, st, store, nil, io.Discard, slog.New(slog.DiscardHandler))
 	// The log's file becomes a pipe: writes go through, and every fsync fails (EINVAL),
 	// as an fsync does after a disk error.
 	pr, pw, err := os.Pipe()
