@@ -411,12 +411,18 @@ func (t *tornTail) cut() error {
 	return nil
 }
 
-// logState is a log being rebuilt from saved records, in order.
+// logState is a log being rebuilt from saved records, in order: exactly the log they
+// leave, whatever segments were deleted.
 type logState struct {
 	persistentState
-	// base is the entry the log in Entries follows: the snapshot's last entry, or, once
-	// segments have been deleted, where the oldest kept segment began.
+	// base is the entry the log in Entries follows: the snapshot's last entry; or, once
+	// segments have been deleted, where the oldest kept segment began, or where a record
+	// cut the log back to below that. The entries after the snapshot up to the base are
+	// in deleted segments: a snapshot later in the log must cover them (check).
 	base logPosition
+	// The base is an entry of a deleted segment that a record cut the log back to: its
+	// term is not known. (Entries then holds that record's entries, so is not empty.)
+	baseTermUnknown bool
 }
 
 func (l *logState) lastIndex() uint64 { return l.base.Index + uint64(len(l.Entries)) }
@@ -455,37 +461,52 @@ func (l *logState) apply(rec walRecord) error {
 			}
 		}
 	}
-	// Entries at or before the base are covered by the snapshot; entries at indices
-	// already in the log replace them and everything after them.
-	ents := rec.Entries
-	for len(ents) > 0 && ents[0].Index <= l.base.Index {
-		ents = ents[1:]
+	// The core never writes entries the snapshot covers: they are committed and applied.
+	if first <= l.Snapshot.Index {
+		return fmt.Errorf("entries start at index %d, but the snapshot covers the log up to %d", first, l.Snapshot.Index)
 	}
-	if len(ents) > 0 {
-		keep := ents[0].Index - l.base.Index - 1
-		l.Entries = append(l.Entries[:keep], ents...)
+	// Entries at indices already in the log replace them and everything after them. A
+	// record that starts at or before the base cuts the log back into what the deleted
+	// segments held: the base is stale, and the log is what they held up to first-1
+	// (covered by a later snapshot, or the snapshot itself) and this record.
+	if first <= l.base.Index {
+		l.base, l.baseTermUnknown = logPosition{Index: first - 1}, true
+		if first-1 == l.Snapshot.Index {
+			l.base, l.baseTermUnknown = logPosition{l.Snapshot.Index, l.Snapshot.Term}, false
+		}
+		l.Entries = nil
 	}
+	keep := first - l.base.Index - 1
+	l.Entries = append(l.Entries[:keep], rec.Entries...)
 	return nil
 }
 
 // applySnapshot makes the log start after a snapshot's last entry. If the log holds that
 // entry, what follows it stays (compaction); otherwise, or with replace (a snapshot from
 // the leader, which the node installed because its log in memory did not hold it), the
-// log is empty (Figure 13, steps 6 and 7).
+// log is empty (Figure 13, steps 6 and 7). This holds wherever the base is: a snapshot
+// at or before it still replaces the log, and one at the base whose term differs from
+// the base's finds the log not holding its entry.
 func (l *logState) applySnapshot(s SnapshotMeta, replace bool) error {
 	if s.Index < l.Snapshot.Index {
 		return fmt.Errorf("snapshot at index %d after one at %d", s.Index, l.Snapshot.Index)
 	}
 	l.Snapshot = s
-	if s.Index <= l.base.Index {
-		return nil // older than what the kept segments start from
-	}
-	if !replace && s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term {
+	switch {
+	case replace:
+		l.Entries = nil
+	case s.Index < l.base.Index:
+		return nil // it covers part of what the deleted segments held; the log after them stays
+	case s.Index == l.base.Index:
+		if !l.baseTermUnknown && l.base.Term != s.Term {
+			l.Entries = nil
+		}
+	case s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term:
 		l.Entries = l.Entries[s.Index-l.base.Index:]
-	} else {
+	default:
 		l.Entries = nil
 	}
-	l.base = logPosition{s.Index, s.Term}
+	l.base, l.baseTermUnknown = logPosition{s.Index, s.Term}, false
 	return nil
 }
 
