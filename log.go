@@ -180,11 +180,19 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		}
 	}
 	if d.legacy {
-		// Format version 1: the single log file becomes the first segment.
-		if err := writeMeta(dir, walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}); err != nil {
-			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+		// Format version 1: the single log file becomes the first segment, then meta is
+		// written. A crash between the two leaves a first segment that starts with the
+		// version 1 header and no meta, which the next start upgrades again (readDataDir).
+		// (Meta first would leave both a version 1 and a version 2 log.)
+		if d.legacyName == legacyWALName {
+			if err := os.Rename(filepath.Join(dir, legacyWALName), filepath.Join(dir, segmentName(1))); err != nil {
+				return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+			}
+			if err := syncDir(dir); err != nil {
+				return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+			}
 		}
-		if err := os.Rename(filepath.Join(dir, legacyWALName), filepath.Join(dir, segmentName(1))); err != nil {
+		if err := writeMeta(dir, walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}); err != nil {
 			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
 		}
 		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
@@ -231,11 +239,12 @@ func (s *storage) SetClusterID(id uint64, guessed bool) error {
 
 // dataDir is what readDataDir found.
 type dataDir struct {
-	meta   *walMeta // nil: a new data dir
-	legacy bool     // format version 1
-	segs   []segment
-	state  logState
-	torn   *tornTail // at the end of the last segment
+	meta       *walMeta // nil: a new data dir
+	legacy     bool     // format version 1, or an upgrade from it not finished
+	legacyName string   // the version 1 log: legacyWALName, or the first segment it was renamed to
+	segs       []segment
+	state      logState
+	torn       *tornTail // at the end of the last segment
 }
 
 // readDataDir reads and checks every file of a data dir without changing any.
@@ -254,11 +263,18 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	slices.Sort(seqs)
 	hasMeta, hasLegacy := slices.Contains(names, metaName), slices.Contains(names, legacyWALName)
 	switch {
-	case hasLegacy && (hasMeta || len(seqs) > 0):
+	case hasLegacy && len(seqs) > 0:
 		return d, fmt.Errorf("%w: %s holds both a version 1 log (%s) and a version 2 one; it was changed by hand? restore it from a backup", errDataDir, dir, legacyWALName)
 	case hasLegacy:
-		d.legacy = true
+		// Format version 1. With a meta file too: an upgrade by an earlier binary, which
+		// wrote meta before renaming the log, and crashed in between; the log's header
+		// is what that meta repeats, and the upgrade is done again.
+		d.legacy, d.legacyName = true, legacyWALName
 		seqs = []uint64{0} // read below as the first segment
+	case !hasMeta && slices.Equal(seqs, []uint64{1}) && startsWithLegacyHeader(filepath.Join(dir, segmentName(1))):
+		// An upgrade from version 1 that renamed the log to the first segment and
+		// crashed before it wrote meta: finish it.
+		d.legacy, d.legacyName = true, segmentName(1)
 	case !hasMeta && len(seqs) > 0:
 		return d, fmt.Errorf("%w: %s has log segments but no %s file; restore it from a backup", errDataDir, dir, metaName)
 	case !hasMeta:
@@ -277,7 +293,7 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	}
 	for i, seq := range seqs {
 		name := segmentName(seq)
-		if d.legacy {
+		if seq == 0 {
 			name = legacyWALName
 		} else if i > 0 && seq != seqs[i-1]+1 {
 			return d, fmt.Errorf("%w: %s: log segment %s is missing (between %s and %s); restore the data dir from a backup", errDataDir, dir, segmentName(seqs[i-1]+1), segmentName(seqs[i-1]), name)
@@ -313,6 +329,18 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 		return d, fmt.Errorf("%w: %s: %v; restore the data dir from a backup", errDataDir, dir, err)
 	}
 	return d, nil
+}
+
+// startsWithLegacyHeader reports whether the file at path starts with the header of a
+// version 1 log.
+func startsWithLegacyHeader(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	kind, payload, _, ok := readFrame(data, 0)
+	var rec walRecord
+	return ok && kind == frameNewStream && decodeGob(payload, &rec) == nil && rec.Meta != nil
 }
 
 // replaySegment replays one segment's records into d.state. good is the length of its
