@@ -15,18 +15,23 @@
 // Each segment is one gob stream, so type descriptors are written once per segment. Its
 // first record says where the log stood when the segment was opened (the last entry, the
 // hard state, the snapshot), so older segments can be deleted once a snapshot covers
-// them. Every later record is one Save: a hard state and/or entries, written with one
-// write and made durable with one fsync. An entry at an index already in the log replaces
-// it and everything after it, so truncation is just a later record.
+// them. Every later record is one write, made durable with one fsync: a hard state
+// and/or entries (one Save, or a group commit of several merged into one record), or a
+// snapshot. An entry at an index already in the log replaces it and everything after it,
+// so truncation is just a later record, and replay rebuilds exactly the log on disk
+// even where the records it cuts back to are in deleted segments.
 //
 // A segment grows to about segmentBytes; then the next one starts. Each start of the
 // node opens a new segment, so a segment is never appended to after a crash.
 //
-// A crash can leave a frame half written at the end of the last segment. On open, a bad
-// frame with no whole frame after it there is such a torn tail: it is cut off and
-// reported. Anything else that does not check out (a bad frame elsewhere, a missing
-// segment or snapshot, another node's dir, a newer format) stops the node before it
-// changes anything on disk.
+// A power loss can leave the last write in part on disk, in any part: since a write is
+// one frame, that is a bad last frame of the last segment. On open, a bad frame with no
+// whole frame after it there is such a torn tail: it is cut off and reported (nothing
+// in it was acknowledged). Anything else that does not check out (a bad frame elsewhere,
+// a missing segment or snapshot, another node's dir, a newer format) stops the node
+// before it changes anything on disk. (Binaries before this one wrote a group commit as
+// a frame per record; their dirs read the same, but such a write torn in the middle
+// reads as damage.)
 package main
 
 import (
@@ -713,27 +718,61 @@ func (s *storage) Save(hs *HardState, ents []Entry) error {
 	return s.SaveAll([]walRecord{{HardState: hs, Entries: ents}})
 }
 
-// SaveAll appends records, in order, with one write and one fsync.
+// SaveAll appends records of hard states and entries, in order, with one write and one
+// fsync: as one record, in one frame. A power loss during the write can leave any part
+// of it on disk; a frame per record could leave a later frame whole after an earlier
+// damaged one, which reads as damage in the middle of the log, not as a torn tail.
 func (s *storage) SaveAll(recs []walRecord) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	rec, err := mergeRecords(recs)
+	if err != nil {
+		return err
 	}
 	if s.size >= s.segmentBytes {
 		if err := s.openSegment(); err != nil {
 			return err
 		}
 	}
+	if rec.HardState != nil {
+		s.hs = *rec.HardState
+	}
+	if n := len(rec.Entries); n > 0 {
+		s.last = logPosition{rec.Entries[n-1].Index, rec.Entries[n-1].Term}
+		seg := &s.segs[len(s.segs)-1]
+		seg.maxIndex = max(seg.maxIndex, s.last.Index)
+	}
+	return s.write(rec)
+}
+
+// mergeRecords makes one record that changes the log as recs do, one after the other:
+// the last hard state, and the entries, each record's replacing those of earlier ones
+// from its first index on. The entries are copied where they are joined, never
+// appended to in place: they are slices of the core's log.
+func mergeRecords(recs []walRecord) (walRecord, error) {
+	if len(recs) == 1 {
+		return recs[0], nil
+	}
+	var m walRecord
 	for _, rec := range recs {
 		if rec.HardState != nil {
-			s.hs = *rec.HardState
+			m.HardState = rec.HardState
 		}
-		if n := len(rec.Entries); n > 0 {
-			s.last = logPosition{rec.Entries[n-1].Index, rec.Entries[n-1].Term}
-			seg := &s.segs[len(s.segs)-1]
-			seg.maxIndex = max(seg.maxIndex, s.last.Index)
+		if len(rec.Entries) == 0 {
+			continue
 		}
+		if len(m.Entries) == 0 || rec.Entries[0].Index <= m.Entries[0].Index {
+			m.Entries = rec.Entries
+			continue
+		}
+		keep := rec.Entries[0].Index - m.Entries[0].Index
+		if keep > uint64(len(m.Entries)) {
+			return m, fmt.Errorf("save: entries from %d follow entries that end at %d, in one write", rec.Entries[0].Index, m.Entries[len(m.Entries)-1].Index)
+		}
+		m.Entries = append(m.Entries[:keep:keep], rec.Entries...)
 	}
-	return s.write(recs...)
+	return m, nil
 }
 
 // SaveSnapshot records that the log now starts after snapshot meta, whose file is
@@ -758,28 +797,29 @@ func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
 	return removeStale(s.dir, meta, false)
 }
 
-// write appends records to the current segment, a frame each: one write, one fsync.
-func (s *storage) write(recs ...walRecord) error {
-	var frames []byte
-	for _, rec := range recs {
-		s.buf.Reset()
-		if err := s.enc.Encode(rec); err != nil {
-			return fmt.Errorf("encode log record: %w", err)
-		}
-		kind := frameContinue
-		if s.framed == 0 {
-			kind = frameNewStream
-		}
-		s.framed++
-		frames = appendFrame(frames, kind, s.buf.Bytes())
+// write appends a record to the current segment, in one frame: one write, one fsync.
+// A write is never more than one frame, so a torn write is always a torn last frame.
+func (s *storage) write(rec walRecord) error {
+	s.buf.Reset()
+	if err := s.enc.Encode(rec); err != nil {
+		return fmt.Errorf("encode log record: %w", err)
 	}
-	if _, err := s.f.Write(frames); err != nil {
+	if s.buf.Len() > maxFrameBytes {
+		return fmt.Errorf("a log record of %d bytes is more than a frame holds (%d)", s.buf.Len(), maxFrameBytes)
+	}
+	kind := frameContinue
+	if s.framed == 0 {
+		kind = frameNewStream
+	}
+	s.framed++
+	frame := appendFrame(nil, kind, s.buf.Bytes())
+	if _, err := s.f.Write(frame); err != nil {
 		return err // an *fs.PathError: "write <segment>: <why>"
 	}
 	if err := s.f.Sync(); err != nil {
 		return err // "sync <segment>: <why>"
 	}
-	s.size += int64(len(frames))
+	s.size += int64(len(frame))
 	return nil
 }
 
