@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,6 +135,8 @@ type storage struct {
 	last logPosition
 	snap SnapshotMeta
 
+	syncDir func(dir string) error // syncDir; a test's seam, to see when the dir is synced
+
 	metaMu sync.Mutex // guards meta and closed: SetClusterID may be called by any goroutine
 	meta   walMeta
 	closed bool
@@ -143,7 +146,7 @@ type storage struct {
 // hard state, the snapshot's metadata and data (nil if none), and the log after it.
 // notice, if not empty, is something the node should log (a cut torn tail).
 func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentState, snapData []byte, notice string, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeDataDir(dir, syncDir); err != nil {
 		return nil, st, nil, "", fmt.Errorf("create data dir: %w", err)
 	}
 	lock, err := lockDir(dir)
@@ -155,14 +158,19 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 			lock.Close()
 		}
 	}()
-	s = &storage{dir: dir, lock: lock, segmentBytes: defaultSegmentBytes}
+	s = &storage{dir: dir, lock: lock, segmentBytes: defaultSegmentBytes, syncDir: syncDir}
 	d, err := readDataDir(dir, id)
 	if err != nil {
 		return nil, st, nil, "", err
 	}
 	if d.meta == nil {
-		// A new data dir: the meta file, then the first segment (which opens below).
+		// A new data dir: the meta file, then the first segment (which opens below). The
+		// dir's own name is made durable first, also where an earlier start (or the
+		// user) created it: a vote must not be written into a dir a power loss can take.
 		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}
+		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
+		}
 		if err := writeMeta(dir, *d.meta); err != nil {
 			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
 		}
@@ -212,6 +220,30 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		return nil, st, nil, "", err
 	}
 	return s, st, snapData, notice, nil
+}
+
+// makeDataDir creates dir and the parents it lacks, durably: a new directory's name is
+// on disk only once its parent is fsynced.
+func makeDataDir(dir string, syncDir func(string) error) error {
+	var missing []string // dir's missing ancestors and dir itself, innermost first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			break // there (or not for us to create: MkdirAll says why)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeMeta(dir string, m walMeta) error {
@@ -703,7 +735,7 @@ func (s *storage) openSegment() error {
 		return err
 	}
 	// The new file's name must be durable before anything in it counts.
-	if err := syncDir(s.dir); err != nil {
+	if err := s.syncDir(s.dir); err != nil {
 		return fmt.Errorf("create log segment %s: %w", path, err)
 	}
 	return nil
@@ -787,12 +819,21 @@ func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
 		s.last = logPosition{meta.Index, meta.Term}
 	}
 	s.snap = meta
+	removed := false
 	for len(s.segs) > 1 && s.segs[0].maxIndex <= meta.Index {
 		path := filepath.Join(s.dir, segmentName(s.segs[0].seq))
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("remove compacted log segment %s: %w", path, err)
 		}
 		s.segs = s.segs[1:]
+		removed = true
+	}
+	// The removals are durable only once the dir is synced: until then a power loss can
+	// bring back any of them, or leave a gap between the segments kept.
+	if removed {
+		if err := s.syncDir(s.dir); err != nil {
+			return fmt.Errorf("remove compacted log segments: %w", err)
+		}
 	}
 	return removeStale(s.dir, meta, false)
 }

@@ -976,3 +976,64 @@ func TestWALMergeRecords(t *testing.T) {
 		t.Fatal("entries with a gap between records were merged")
 	}
 }
+
+// A new data dir's name, and those of the parents created for it, are made durable:
+// each parent is synced after its new child is created.
+func TestWALCreatesDataDirDurably(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b", "data")
+	var synced []string
+	sync := func(d string) error {
+		if _, err := os.Stat(d); err != nil {
+			t.Fatalf("synced %s before it was created", d)
+		}
+		synced = append(synced, d)
+		return syncDir(d)
+	}
+	if err := makeDataDir(dir, sync); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}; !slices.Equal(synced, want) {
+		t.Fatalf("synced %v, want %v", synced, want)
+	}
+	synced = nil
+	if err := makeDataDir(dir, sync); err != nil || len(synced) != 0 {
+		t.Fatalf("an existing dir: synced %v (%v)", synced, err)
+	}
+	s, _ := mustOpen(t, filepath.Join(root, "c", "data"))
+	s.Close()
+}
+
+// Deleting the segments a snapshot covers is made durable before SaveSnapshot returns:
+// a power loss must not bring some of them back, or leave a gap.
+func TestWALCompactionSyncsDir(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := mustOpen(t, dir)
+	defer s.Close()
+	if err := s.Save(&HardState{Term: 1, Commit: 3}, ents(1, 1, "a", "b", "c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.openSegment(); err != nil {
+		t.Fatal(err)
+	}
+	meta := SnapshotMeta{Index: 3, Term: 1, Config: testBootstrap}
+	if err := writeSnapshot(dir, meta, []byte("state at 3")); err != nil {
+		t.Fatal(err)
+	}
+	syncedAfterRemoval := false
+	s.syncDir = func(d string) error {
+		if _, err := os.Stat(filepath.Join(dir, segmentName(1))); d == dir && os.IsNotExist(err) {
+			syncedAfterRemoval = true
+		}
+		return syncDir(d)
+	}
+	if err := s.SaveSnapshot(meta, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segmentName(1))); err == nil {
+		t.Fatal("segment 1 was not deleted")
+	}
+	if !syncedAfterRemoval {
+		t.Fatal("the data dir was not synced after segment 1 was deleted")
+	}
+}
