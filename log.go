@@ -22,7 +22,14 @@
 // even where the records it cuts back to are in deleted segments.
 //
 // A segment grows to about segmentBytes; then the next one starts. Each start of the
-// node opens a new segment, so a segment is never appended to after a crash.
+// node opens a new segment, so a segment is never appended to after a crash. A new name
+// (the data dir and the parents made for it, a segment, meta) and the deletion of
+// compacted segments are made durable by an fsync of their directory.
+//
+// A data dir of format version 1 (the whole log in one file, wal, whose first record is
+// the header meta now holds) is upgraded at open: wal is renamed to the first segment,
+// then meta is written. A first segment that starts with that header and no meta is an
+// upgrade a crash interrupted; the next open finishes it.
 //
 // A power loss can leave the last write in part on disk, in any part: since a write is
 // one frame, that is a bad last frame of the last segment. On open, a bad frame with no
