@@ -171,13 +171,8 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 		return nil, st, nil, "", err
 	}
 	if d.meta == nil {
-		// A new data dir: the meta file, then the first segment (which opens below). The
-		// dir's own name is made durable first, also where an earlier start (or the
-		// user) created it: a vote must not be written into a dir a power loss can take.
+		// A new data dir: the meta file, then the first segment (which opens below).
 		d.meta = &walMeta{Version: walVersion, ID: id, Bootstrap: bootstrap}
-		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
-			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
-		}
 		if err := writeMeta(dir, *d.meta); err != nil {
 			return nil, st, nil, "", fmt.Errorf("create data dir %s: %w", dir, err)
 		}
@@ -230,7 +225,9 @@ func openStorage(dir, id string, bootstrap Config) (s *storage, st persistentSta
 }
 
 // makeDataDir creates dir and the parents it lacks, durably: a new directory's name is
-// on disk only once its parent is fsynced.
+// on disk only once its parent is fsynced. A dir that exists but holds no meta yet (an
+// earlier start, or the user, created it) is new too: its name is synced before a vote
+// is written into it.
 func makeDataDir(dir string, syncDir func(string) error) error {
 	var missing []string // dir's missing ancestors and dir itself, innermost first
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
@@ -244,6 +241,9 @@ func makeDataDir(dir string, syncDir func(string) error) error {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, metaName)); len(missing) == 0 && errors.Is(err, fs.ErrNotExist) {
+		missing = append(missing, filepath.Clean(dir))
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		if err := syncDir(filepath.Dir(missing[i])); err != nil {

@@ -996,12 +996,17 @@ func TestWALCreatesDataDirDurably(t *testing.T) {
 	if want := []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}; !slices.Equal(synced, want) {
 		t.Fatalf("synced %v, want %v", synced, want)
 	}
+	// Created, but never used: the next start syncs its name again.
+	synced = nil
+	if err := makeDataDir(dir, sync); err != nil || !slices.Equal(synced, []string{filepath.Join(root, "a", "b")}) {
+		t.Fatalf("an existing dir without meta: synced %v (%v)", synced, err)
+	}
+	s, _ := mustOpen(t, dir)
+	s.Close()
 	synced = nil
 	if err := makeDataDir(dir, sync); err != nil || len(synced) != 0 {
-		t.Fatalf("an existing dir: synced %v (%v)", synced, err)
+		t.Fatalf("a data dir in use: synced %v (%v)", synced, err)
 	}
-	s, _ := mustOpen(t, filepath.Join(root, "c", "data"))
-	s.Close()
 }
 
 // Deleting the segments a snapshot covers is made durable before SaveSnapshot returns:
