@@ -15,18 +15,30 @@
 // Each segment is one gob stream, so type descriptors are written once per segment. Its
 // first record says where the log stood when the segment was opened (the last entry, the
 // hard state, the snapshot), so older segments can be deleted once a snapshot covers
-// them. Every later record is one Save: a hard state and/or entries, written with one
-// write and made durable with one fsync. An entry at an index already in the log replaces
-// it and everything after it, so truncation is just a later record.
+// them. Every later record is one write, made durable with one fsync: a hard state
+// and/or entries (one Save, or a group commit of several merged into one record), or a
+// snapshot. An entry at an index already in the log replaces it and everything after it,
+// so truncation is just a later record, and replay rebuilds exactly the log on disk
+// even where the records it cuts back to are in deleted segments.
 //
 // A segment grows to about segmentBytes; then the next one starts. Each start of the
-// node opens a new segment, so a segment is never appended to after a crash.
+// node opens a new segment, so a segment is never appended to after a crash. A new name
+// (the data dir and the parents made for it, a segment, meta) and the deletion of
+// compacted segments are made durable by an fsync of their directory.
 //
-// A crash can leave a frame half written at the end of the last segment. On open, a bad
-// frame with no whole frame after it there is such a torn tail: it is cut off and
-// reported. Anything else that does not check out (a bad frame elsewhere, a missing
-// segment or snapshot, another node's dir, a newer format) stops the node before it
-// changes anything on disk.
+// A data dir of format version 1 (the whole log in one file, wal, whose first record is
+// the header meta now holds) is upgraded at open: wal is renamed to the first segment,
+// then meta is written. A first segment that starts with that header and no meta is an
+// upgrade a crash interrupted; the next open finishes it.
+//
+// A power loss can leave the last write in part on disk, in any part: since a write is
+// one frame, that is a bad last frame of the last segment. On open, a bad frame with no
+// whole frame after it there is such a torn tail: it is cut off and reported (nothing
+// in it was acknowledged). Anything else that does not check out (a bad frame elsewhere,
+// a missing segment or snapshot, another node's dir, a newer format) stops the node
+// before it changes anything on disk. (Binaries before this one wrote a group commit as
+// a frame per record; their dirs read the same, but such a write torn in the middle
+// reads as damage.)
 package main
 
 import (
@@ -37,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +154,8 @@ type storage struct {
 	last logPosition
 	snap SnapshotMeta
 
+	syncDir func(dir string) error // syncDir; a test's seam, to see when the dir is synced
+
 	metaMu sync.Mutex // guards meta and closed: SetClusterID may be called by any goroutine
 	meta   walMeta
 	closed bool
@@ -156,7 +171,7 @@ func openStorage(dir, id string, bootstrap Config) (*storage, persistentState, [
 // openNodeStorage is openStorage for a node started with -cluster-token token, which
 // names the cluster a new data dir forms.
 func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage, st persistentState, snapData []byte, notice string, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeDataDir(dir, syncDir); err != nil {
 		return nil, st, nil, "", fmt.Errorf("create data dir: %w", err)
 	}
 	lock, err := lockDir(dir)
@@ -168,7 +183,7 @@ func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage
 			lock.Close()
 		}
 	}()
-	s = &storage{dir: dir, lock: lock, segmentBytes: defaultSegmentBytes}
+	s = &storage{dir: dir, lock: lock, segmentBytes: defaultSegmentBytes, syncDir: syncDir}
 	d, err := readDataDir(dir, id)
 	if err != nil {
 		return nil, st, nil, "", err
@@ -198,11 +213,19 @@ func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage
 		}
 	}
 	if d.legacy {
-		// Format version 1: the single log file becomes the first segment.
-		if err := writeMeta(dir, walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}); err != nil {
-			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+		// Format version 1: the single log file becomes the first segment, then meta is
+		// written. A crash between the two leaves a first segment that starts with the
+		// version 1 header and no meta, which the next start upgrades again (readDataDir).
+		// (Meta first would leave both a version 1 and a version 2 log.)
+		if d.legacyName == legacyWALName {
+			if err := os.Rename(filepath.Join(dir, legacyWALName), filepath.Join(dir, segmentName(1))); err != nil {
+				return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+			}
+			if err := syncDir(dir); err != nil {
+				return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+			}
 		}
-		if err := os.Rename(filepath.Join(dir, legacyWALName), filepath.Join(dir, segmentName(1))); err != nil {
+		if err := writeMeta(dir, walMeta{Version: walVersion, ID: id, Bootstrap: d.meta.Bootstrap}); err != nil {
 			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
 		}
 		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 1 to %d", dir, walVersion)
@@ -225,6 +248,35 @@ func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage
 		return nil, st, nil, "", err
 	}
 	return s, st, snapData, notice, nil
+}
+
+// makeDataDir creates dir and the parents it lacks, durably: a new directory's name is
+// on disk only once its parent is fsynced. A dir that exists but holds no meta yet (an
+// earlier start, or the user, created it) is new too: its name is synced before a vote
+// is written into it.
+func makeDataDir(dir string, syncDir func(string) error) error {
+	var missing []string // dir's missing ancestors and dir itself, innermost first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			break // there (or not for us to create: MkdirAll says why)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, metaName)); len(missing) == 0 && errors.Is(err, fs.ErrNotExist) {
+		missing = append(missing, filepath.Clean(dir))
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeMeta(dir string, m walMeta) error {
@@ -323,11 +375,12 @@ func (s *storage) SetClusterID(id uint64, guessed bool) error {
 
 // dataDir is what readDataDir found.
 type dataDir struct {
-	meta   *walMeta // nil: a new data dir
-	legacy bool     // format version 1
-	segs   []segment
-	state  logState
-	torn   *tornTail // at the end of the last segment
+	meta       *walMeta // nil: a new data dir
+	legacy     bool     // format version 1, or an upgrade from it not finished
+	legacyName string   // the version 1 log: legacyWALName, or the first segment it was renamed to
+	segs       []segment
+	state      logState
+	torn       *tornTail // at the end of the last segment
 }
 
 // readDataDir reads and checks every file of a data dir without changing any.
@@ -346,11 +399,18 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	slices.Sort(seqs)
 	hasMeta, hasLegacy := slices.Contains(names, metaName), slices.Contains(names, legacyWALName)
 	switch {
-	case hasLegacy && (hasMeta || len(seqs) > 0):
+	case hasLegacy && len(seqs) > 0:
 		return d, fmt.Errorf("%w: %s holds both a version 1 log (%s) and a version 2 one; it was changed by hand? restore it from a backup", errDataDir, dir, legacyWALName)
 	case hasLegacy:
-		d.legacy = true
+		// Format version 1. With a meta file too: an upgrade by an earlier binary, which
+		// wrote meta before renaming the log, and crashed in between; the log's header
+		// is what that meta repeats, and the upgrade is done again.
+		d.legacy, d.legacyName = true, legacyWALName
 		seqs = []uint64{0} // read below as the first segment
+	case !hasMeta && slices.Equal(seqs, []uint64{1}) && startsWithLegacyHeader(filepath.Join(dir, segmentName(1))):
+		// An upgrade from version 1 that renamed the log to the first segment and
+		// crashed before it wrote meta: finish it.
+		d.legacy, d.legacyName = true, segmentName(1)
 	case !hasMeta && len(seqs) > 0:
 		return d, fmt.Errorf("%w: %s has log segments but no %s file; restore it from a backup", errDataDir, dir, metaName)
 	case !hasMeta:
@@ -369,7 +429,7 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	}
 	for i, seq := range seqs {
 		name := segmentName(seq)
-		if d.legacy {
+		if seq == 0 {
 			name = legacyWALName
 		} else if i > 0 && seq != seqs[i-1]+1 {
 			return d, fmt.Errorf("%w: %s: log segment %s is missing (between %s and %s); restore the data dir from a backup", errDataDir, dir, segmentName(seqs[i-1]+1), segmentName(seqs[i-1]), name)
@@ -405,6 +465,18 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 		return d, fmt.Errorf("%w: %s: %v; restore the data dir from a backup", errDataDir, dir, err)
 	}
 	return d, nil
+}
+
+// startsWithLegacyHeader reports whether the file at path starts with the header of a
+// version 1 log.
+func startsWithLegacyHeader(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	kind, payload, _, ok := readFrame(data, 0)
+	var rec walRecord
+	return ok && kind == frameNewStream && decodeGob(payload, &rec) == nil && rec.Meta != nil
 }
 
 // replaySegment replays one segment's records into d.state. good is the length of its
@@ -503,12 +575,18 @@ func (t *tornTail) cut() error {
 	return nil
 }
 
-// logState is a log being rebuilt from saved records, in order.
+// logState is a log being rebuilt from saved records, in order: exactly the log they
+// leave, whatever segments were deleted.
 type logState struct {
 	persistentState
-	// base is the entry the log in Entries follows: the snapshot's last entry, or, once
-	// segments have been deleted, where the oldest kept segment began.
+	// base is the entry the log in Entries follows: the snapshot's last entry; or, once
+	// segments have been deleted, where the oldest kept segment began, or where a record
+	// cut the log back to below that. The entries after the snapshot up to the base are
+	// in deleted segments: a snapshot later in the log must cover them (check).
 	base logPosition
+	// The base is an entry of a deleted segment that a record cut the log back to: its
+	// term is not known. (Entries then holds that record's entries, so is not empty.)
+	baseTermUnknown bool
 }
 
 func (l *logState) lastIndex() uint64 { return l.base.Index + uint64(len(l.Entries)) }
@@ -547,37 +625,52 @@ func (l *logState) apply(rec walRecord) error {
 			}
 		}
 	}
-	// Entries at or before the base are covered by the snapshot; entries at indices
-	// already in the log replace them and everything after them.
-	ents := rec.Entries
-	for len(ents) > 0 && ents[0].Index <= l.base.Index {
-		ents = ents[1:]
+	// The core never writes entries the snapshot covers: they are committed and applied.
+	if first <= l.Snapshot.Index {
+		return fmt.Errorf("entries start at index %d, but the snapshot covers the log up to %d", first, l.Snapshot.Index)
 	}
-	if len(ents) > 0 {
-		keep := ents[0].Index - l.base.Index - 1
-		l.Entries = append(l.Entries[:keep], ents...)
+	// Entries at indices already in the log replace them and everything after them. A
+	// record that starts at or before the base cuts the log back into what the deleted
+	// segments held: the base is stale, and the log is what they held up to first-1
+	// (covered by a later snapshot, or the snapshot itself) and this record.
+	if first <= l.base.Index {
+		l.base, l.baseTermUnknown = logPosition{Index: first - 1}, true
+		if first-1 == l.Snapshot.Index {
+			l.base, l.baseTermUnknown = logPosition{l.Snapshot.Index, l.Snapshot.Term}, false
+		}
+		l.Entries = nil
 	}
+	keep := first - l.base.Index - 1
+	l.Entries = append(l.Entries[:keep], rec.Entries...)
 	return nil
 }
 
 // applySnapshot makes the log start after a snapshot's last entry. If the log holds that
 // entry, what follows it stays (compaction); otherwise, or with replace (a snapshot from
 // the leader, which the node installed because its log in memory did not hold it), the
-// log is empty (Figure 13, steps 6 and 7).
+// log is empty (Figure 13, steps 6 and 7). This holds wherever the base is: a snapshot
+// at or before it still replaces the log, and one at the base whose term differs from
+// the base's finds the log not holding its entry.
 func (l *logState) applySnapshot(s SnapshotMeta, replace bool) error {
 	if s.Index < l.Snapshot.Index {
 		return fmt.Errorf("snapshot at index %d after one at %d", s.Index, l.Snapshot.Index)
 	}
 	l.Snapshot = s
-	if s.Index <= l.base.Index {
-		return nil // older than what the kept segments start from
-	}
-	if !replace && s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term {
+	switch {
+	case replace:
+		l.Entries = nil
+	case s.Index < l.base.Index:
+		return nil // it covers part of what the deleted segments held; the log after them stays
+	case s.Index == l.base.Index:
+		if !l.baseTermUnknown && l.base.Term != s.Term {
+			l.Entries = nil
+		}
+	case s.Index <= l.lastIndex() && l.Entries[s.Index-l.base.Index-1].Term == s.Term:
 		l.Entries = l.Entries[s.Index-l.base.Index:]
-	} else {
+	default:
 		l.Entries = nil
 	}
-	l.base = logPosition{s.Index, s.Term}
+	l.base, l.baseTermUnknown = logPosition{s.Index, s.Term}, false
 	return nil
 }
 
@@ -741,7 +834,7 @@ func (s *storage) openSegment() error {
 		return err
 	}
 	// The new file's name must be durable before anything in it counts.
-	if err := syncDir(s.dir); err != nil {
+	if err := s.syncDir(s.dir); err != nil {
 		return fmt.Errorf("create log segment %s: %w", path, err)
 	}
 	return nil
@@ -756,27 +849,61 @@ func (s *storage) Save(hs *HardState, ents []Entry) error {
 	return s.SaveAll([]walRecord{{HardState: hs, Entries: ents}})
 }
 
-// SaveAll appends records, in order, with one write and one fsync.
+// SaveAll appends records of hard states and entries, in order, with one write and one
+// fsync: as one record, in one frame. A power loss during the write can leave any part
+// of it on disk; a frame per record could leave a later frame whole after an earlier
+// damaged one, which reads as damage in the middle of the log, not as a torn tail.
 func (s *storage) SaveAll(recs []walRecord) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	rec, err := mergeRecords(recs)
+	if err != nil {
+		return err
 	}
 	if s.size >= s.segmentBytes {
 		if err := s.openSegment(); err != nil {
 			return err
 		}
 	}
+	if rec.HardState != nil {
+		s.hs = *rec.HardState
+	}
+	if n := len(rec.Entries); n > 0 {
+		s.last = logPosition{rec.Entries[n-1].Index, rec.Entries[n-1].Term}
+		seg := &s.segs[len(s.segs)-1]
+		seg.maxIndex = max(seg.maxIndex, s.last.Index)
+	}
+	return s.write(rec)
+}
+
+// mergeRecords makes one record that changes the log as recs do, one after the other:
+// the last hard state, and the entries, each record's replacing those of earlier ones
+// from its first index on. The entries are copied where they are joined, never
+// appended to in place: they are slices of the core's log.
+func mergeRecords(recs []walRecord) (walRecord, error) {
+	if len(recs) == 1 {
+		return recs[0], nil
+	}
+	var m walRecord
 	for _, rec := range recs {
 		if rec.HardState != nil {
-			s.hs = *rec.HardState
+			m.HardState = rec.HardState
 		}
-		if n := len(rec.Entries); n > 0 {
-			s.last = logPosition{rec.Entries[n-1].Index, rec.Entries[n-1].Term}
-			seg := &s.segs[len(s.segs)-1]
-			seg.maxIndex = max(seg.maxIndex, s.last.Index)
+		if len(rec.Entries) == 0 {
+			continue
 		}
+		if len(m.Entries) == 0 || rec.Entries[0].Index <= m.Entries[0].Index {
+			m.Entries = rec.Entries
+			continue
+		}
+		keep := rec.Entries[0].Index - m.Entries[0].Index
+		if keep > uint64(len(m.Entries)) {
+			return m, fmt.Errorf("save: entries from %d follow entries that end at %d, in one write", rec.Entries[0].Index, m.Entries[len(m.Entries)-1].Index)
+		}
+		m.Entries = append(m.Entries[:keep:keep], rec.Entries...)
 	}
-	return s.write(recs...)
+	return m, nil
 }
 
 // SaveSnapshot records that the log now starts after snapshot meta, whose file is
@@ -791,38 +918,48 @@ func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
 		s.last = logPosition{meta.Index, meta.Term}
 	}
 	s.snap = meta
+	removed := false
 	for len(s.segs) > 1 && s.segs[0].maxIndex <= meta.Index {
 		path := filepath.Join(s.dir, segmentName(s.segs[0].seq))
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("remove compacted log segment %s: %w", path, err)
 		}
 		s.segs = s.segs[1:]
+		removed = true
+	}
+	// The removals are durable only once the dir is synced: until then a power loss can
+	// bring back any of them, or leave a gap between the segments kept.
+	if removed {
+		if err := s.syncDir(s.dir); err != nil {
+			return fmt.Errorf("remove compacted log segments: %w", err)
+		}
 	}
 	return removeStale(s.dir, meta, false)
 }
 
-// write appends records to the current segment, a frame each: one write, one fsync.
-func (s *storage) write(recs ...walRecord) error {
-	var frames []byte
-	for _, rec := range recs {
-		s.buf.Reset()
-		if err := s.enc.Encode(rec); err != nil {
-			return fmt.Errorf("encode log record: %w", err)
-		}
-		kind := frameContinue
-		if s.framed == 0 {
-			kind = frameNewStream
-		}
-		s.framed++
-		frames = appendFrame(frames, kind, s.buf.Bytes())
+// write appends a record to the current segment, in one frame: one write, one fsync.
+// A write is never more than one frame, so a torn write is always a torn last frame.
+func (s *storage) write(rec walRecord) error {
+	s.buf.Reset()
+	if err := s.enc.Encode(rec); err != nil {
+		return fmt.Errorf("encode log record: %w", err)
 	}
-	if _, err := s.f.Write(frames); err != nil {
+	if s.buf.Len() > maxFrameBytes {
+		return fmt.Errorf("a log record of %d bytes is more than a frame holds (%d)", s.buf.Len(), maxFrameBytes)
+	}
+	kind := frameContinue
+	if s.framed == 0 {
+		kind = frameNewStream
+	}
+	s.framed++
+	frame := appendFrame(nil, kind, s.buf.Bytes())
+	if _, err := s.f.Write(frame); err != nil {
 		return err // an *fs.PathError: "write <segment>: <why>"
 	}
 	if err := s.f.Sync(); err != nil {
 		return err // "sync <segment>: <why>"
 	}
-	s.size += int64(len(frames))
+	s.size += int64(len(frame))
 	return nil
 }
 
