@@ -83,6 +83,9 @@ type simNode struct {
 	warnings   []string    // handed out by the core, for tests to look at
 	writes     []simWrite  // handed to the disk, not yet durable
 	checked    uint64      // commit index already checked against the committed log
+	// The data dirs it lost (wipe), by incarnation, as they were then: what one held
+	// until it was lost counts toward the commits that its acknowledgements made.
+	lost map[uint64]logState
 }
 
 type simCluster struct {
@@ -254,6 +257,10 @@ func (c *simCluster) crash(id string) {
 func (c *simCluster) wipe(id string) {
 	n := c.nodes[id]
 	c.crash(id)
+	if n.lost == nil {
+		n.lost = map[uint64]logState{}
+	}
+	n.lost[n.inc] = n.disk
 	n.inc++
 	n.disk = logState{persistentState: persistentState{Bootstrap: c.first}}
 	n.snap = 0
@@ -606,9 +613,10 @@ func (c *simCluster) recordCommits(n *simNode) {
 		for _, ca := range n.r.configs {
 			on = on[:0]
 			for _, id := range ca.config.Members {
-				// Only the data dir the configuration knows at that address counts.
-				inc := ca.config.incarnation(id)
-				if o := c.nodes[id]; o != nil && (inc == 0 || inc == o.inc) && o.diskHolds(e.Index, e.Term) {
+				// Only the data dir the configuration knows at that address counts: the
+				// one there now, or the one lost since it acknowledged the entry (a
+				// majority still holds what a minority of disks lost).
+				if o := c.nodes[id]; o != nil && o.dataDirHolds(ca.config.incarnation(id), e.Index, e.Term) {
 					on = append(on, id)
 				}
 			}
@@ -623,8 +631,19 @@ func (c *simCluster) recordCommits(n *simNode) {
 
 // diskHolds reports whether n's disk holds the entry at index with term (a snapshot
 // covers committed entries).
-func (n *simNode) diskHolds(index, term uint64) bool {
-	d := &n.disk
+func (n *simNode) diskHolds(index, term uint64) bool { return diskHolds(&n.disk, index, term) }
+
+// dataDirHolds reports whether n's data dir inc (0: the one it has) held the entry at
+// index with term: the one it has holds it now, one it lost did when it was lost.
+func (n *simNode) dataDirHolds(inc, index, term uint64) bool {
+	if inc == 0 || inc == n.inc {
+		return n.diskHolds(index, term)
+	}
+	d, ok := n.lost[inc]
+	return ok && diskHolds(&d, index, term)
+}
+
+func diskHolds(d *logState, index, term uint64) bool {
 	if index <= d.Snapshot.Index || index <= d.base.Index {
 		return index <= d.Snapshot.Index
 	}
