@@ -381,13 +381,18 @@ func TestStalePreVoteRefusedWithTerm(t *testing.T) {
 func TestCatchUpFinishesInIdleCluster(t *testing.T) {
 	r := newRaft(coreConfig{ID: "a", ElectionTicks: 10, HeartbeatTicks: 3, MaxInflight: 4, Rand: rand.New(rand.NewSource(1))},
 		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
-	// answer plays b and c: every AppendEntries and heartbeat is acknowledged.
+	// answer plays b and c: every AppendEntries and heartbeat is acknowledged. What goes
+	// to d is answered below; d echoes the catch-up's Context, as every server does.
+	var dContext uint64
 	answer := func() {
 		rd := r.Ready()
 		r.Advance(rd)
 		for _, m := range rd.Messages {
 			switch {
 			case m.To == "d":
+				if m.Type == MsgApp {
+					dContext = m.Context
+				}
 			case m.Type == MsgHeartbeat:
 				r.Step(Message{Type: MsgHeartbeatResp, From: m.To, To: "a", Term: m.Term})
 			case m.Type == MsgApp:
@@ -409,7 +414,7 @@ func TestCatchUpFinishesInIdleCluster(t *testing.T) {
 		answer()
 	}
 	last := r.log.lastIndex()
-	r.Step(Message{Type: MsgAppResp, From: "d", To: "a", Term: 1, Success: true, MatchIndex: last})
+	r.Step(Message{Type: MsgAppResp, From: "d", To: "a", Term: 1, Success: true, MatchIndex: last, Context: dContext})
 	for range 3 * 10 { // then, with nothing to send, the heartbeats get no further
 		r.Tick()
 		answer()

@@ -279,7 +279,9 @@ type catchUp struct {
 	removedAt  uint64 // the server's progress.removedAt before, to restore if it is not added
 	// The data dir of the server: learned from its first answer to this catch-up's
 	// AppendEntries (they carry seq as their Context), recorded in the entry that adds it.
+	// Until it has answered, nothing it says counts (unheard).
 	incarnation uint64
+	answered    bool
 	seq         uint64
 }
 
@@ -412,29 +414,45 @@ func (r *raft) incarnationOf(server string) uint64 {
 // one the cluster knows at that address, and if so refuses it: a server that lost its
 // disk (or a new server at a member's address) must not vote, be voted for or count
 // toward a commit as the member it replaces. Both ends say so, once per data dir.
+//
+// A request is refused if it is meant for another data dir than this server's. What
+// the sender's own data dir is counts only in answers, which the asker counts: votes
+// and acknowledgements. A request carries nothing that is counted, and the asker's
+// data dir may well be newer than this server knows of it (a member added back while
+// this one was down must still be followed, and voted for, to hear of it).
 func (r *raft) fromStranger(m Message) bool {
-	if m.Type == MsgSnapStatus {
+	switch m.Type {
+	case MsgSnapStatus:
 		return false // from this server's own transport
+	case MsgAppResp, MsgHeartbeatResp, MsgVoteResp, MsgPreVoteResp:
+		return r.answerFromStranger(m)
 	}
-	if m.ToIncarnation != 0 && m.ToIncarnation != r.incarnation {
-		r.warnStranger(m.From, m.ToIncarnation, fmt.Sprintf("%s is not the member %s knows by this address: %s's %v is meant for data dir %016x, and this is %016x. This server lost its data (or its data dir is new) and takes no part until it is added back: raft -C removeserver -m %s, then raft -C addserver -m %s",
-			r.id, m.From, m.From, m.Type, m.ToIncarnation, r.incarnation, r.id, r.id))
-		switch m.Type {
-		// An answer that the sender refuses in turn, so that it hears of this too.
-		case MsgApp, MsgHeartbeat, MsgSnap:
-			r.send(Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex})
-		case MsgVote:
-			r.send(Message{Type: MsgVoteResp, To: m.From})
-		case MsgPreVote:
-			r.send(Message{Type: MsgPreVoteResp, To: m.From})
-		}
-		return true
+	if m.ToIncarnation == 0 || m.ToIncarnation == r.incarnation {
+		return false
 	}
+	r.warnStranger(m.From, m.ToIncarnation, fmt.Sprintf("%s is not the member %s knows by this address: %s's %v is meant for data dir %016x, and this is %016x. This server lost its data (or its data dir is new) and takes no part until it is added back: raft -C removeserver -m %s, then raft -C addserver -m %s",
+		r.id, m.From, m.From, m.Type, m.ToIncarnation, r.incarnation, r.id, r.id))
+	// An answer that the sender refuses in turn, so that it hears of this too.
+	switch m.Type {
+	case MsgApp, MsgHeartbeat, MsgSnap:
+		r.send(Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex})
+	case MsgVote:
+		r.send(Message{Type: MsgVoteResp, To: m.From})
+	case MsgPreVote:
+		r.send(Message{Type: MsgPreVoteResp, To: m.From})
+	}
+	return true
+}
+
+// answerFromStranger is fromStranger for an answer: it is refused if it comes from
+// another data dir than the one this server knows at that address. A server being
+// caught up is known by its first answer to the catch-up (catchUp.answered).
+func (r *raft) answerFromStranger(m Message) bool {
 	cu := r.catchUp
-	if cu != nil && cu.server == m.From && cu.incarnation == 0 && m.Type == MsgAppResp && m.Context == cu.seq {
-		cu.incarnation = m.FromIncarnation // its first answer to this catch-up
+	if cu != nil && cu.server == m.From && !cu.answered && m.Type == MsgAppResp && m.Context == cu.seq {
+		cu.incarnation, cu.answered = m.FromIncarnation, true
 	}
-	// A message without an incarnation comes from a binary that predates them (members
+	// An answer without an incarnation comes from a binary that predates them (members
 	// one version apart talk during an upgrade): it is taken by address, as it was.
 	known := r.incarnationOf(m.From)
 	if known == 0 || m.FromIncarnation == 0 || m.FromIncarnation == known {
@@ -446,6 +464,14 @@ func (r *raft) fromStranger(m Message) bool {
 		r.endCatchUp(errCatchUpNewDataDir)
 	}
 	return true
+}
+
+// unheard reports whether server is being caught up and has not yet answered the
+// catch-up: until it has, what it says may come from a data dir the cluster lost at
+// that address (an answer on its way since before), and does not count.
+func (r *raft) unheard(server string) bool {
+	cu := r.catchUp
+	return cu != nil && cu.server == server && !cu.answered
 }
 
 // warnStranger warns once per server and data dir.

@@ -707,7 +707,7 @@ func (r *raft) handleSnapshot(m Message) {
 	}
 	r.becomeFollowerOf(m.From)
 	s := *m.Snapshot
-	reply := Message{Type: MsgAppResp, To: m.From, Success: true}
+	reply := Message{Type: MsgAppResp, To: m.From, Success: true, Context: m.Context}
 	switch {
 	case s.Index <= r.commitIndex:
 		// Nothing new: everything it covers is committed here already.
@@ -732,11 +732,12 @@ func (r *raft) handleSnapshot(m Message) {
 // snapshotProgress follows a snapshot on its way, from the follower's heartbeat replies:
 // its commit index reaching the snapshot says it was installed (the reply may have been
 // lost); if that takes two election timeouts, the snapshot (or the follower, which may
-// have crashed before installing it) was lost, and it is sent again.
-func (r *raft) snapshotProgress(pr *progress, m Message) {
+// have crashed before installing it) was lost, and it is sent again. A reply that does
+// not count (unheard) only counts the time.
+func (r *raft) snapshotProgress(pr *progress, m Message, counts bool) {
 	pr.snapshotWait++
 	switch {
-	case m.Commit >= pr.snapshot:
+	case counts && m.Commit >= pr.snapshot:
 		pr.match = max(pr.match, pr.snapshot) // committed entries are the same everywhere
 		pr.becomeProbe()
 		pr.next = pr.match + 1
@@ -876,6 +877,9 @@ func (r *raft) handleAppendResponse(m Message) {
 	pr := r.progress[m.From]
 	if r.role != leader || pr == nil || m.MatchIndex > r.log.lastIndex() || m.RejectIndex > r.log.lastIndex() {
 		return // not ours to track, or malformed: it claims indices we never sent
+	}
+	if r.unheard(m.From) {
+		return // an answer from before this catch-up: the first probe is resent on a heartbeat reply
 	}
 	pr.active, pr.idle = true, 0
 	if !m.Success {
@@ -1052,7 +1056,20 @@ func (r *raft) handleHeartbeat(m Message) {
 
 func (r *raft) handleHeartbeatResponse(m Message) {
 	pr := r.progress[m.From]
-	if r.role != leader || pr == nil || r.forgetRemoved(m) {
+	if r.role != leader || pr == nil {
+		return
+	}
+	if r.unheard(m.From) {
+		// It may be a data dir the cluster lost: what it says does not count yet. The
+		// catch-up's probe (or its snapshot) is sent again until it answers.
+		if pr.snapshot > 0 {
+			r.snapshotProgress(pr, m, false)
+		}
+		pr.probeSent = false
+		r.sendAppend(m.From, pr, true)
+		return
+	}
+	if r.forgetRemoved(m) {
 		return
 	}
 	pr.active, pr.idle = true, 0
@@ -1062,7 +1079,7 @@ func (r *raft) handleHeartbeatResponse(m Message) {
 	}
 	r.catchUpProgress(m.From)
 	if pr.snapshot > 0 {
-		r.snapshotProgress(pr, m)
+		r.snapshotProgress(pr, m, true)
 	}
 	pr.probeSent = false
 	if !pr.probing && len(pr.inflight) >= r.maxInflight {
@@ -1087,7 +1104,11 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 	if !ok && prevIndex < r.snapshot.Index {
 		// What the follower needs next was compacted into the snapshot: send that (§7).
 		snap := r.snapshot
-		r.send(Message{Type: MsgSnap, To: to, Snapshot: &snap})
+		m := Message{Type: MsgSnap, To: to, Snapshot: &snap}
+		if cu := r.catchUp; cu != nil && cu.server == to {
+			m.Context = cu.seq
+		}
+		r.send(m)
 		pr.snapshot, pr.snapshotWait = snap.Index, 0
 		return
 	}

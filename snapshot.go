@@ -209,10 +209,12 @@ type SnapshotChunk struct {
 	Cluster  uint64 // the sender's cluster id
 	From, To string
 	Term     uint64
-	Meta     SnapshotMeta
-	Offset   int64 // where Data goes in the file
-	Data     []byte
-	Done     bool // the last piece: the file is whole
+	// Of the InstallSnapshot message the pieces make up (Message).
+	FromIncarnation, ToIncarnation, Context uint64
+	Meta                                    SnapshotMeta
+	Offset                                  int64 // where Data goes in the file
+	Data                                    []byte
+	Done                                    bool // the last piece: the file is whole
 }
 
 // SnapshotAck is the reply of Raft.InstallSnapshot: the offset the receiver expects next,
@@ -278,7 +280,7 @@ func (t *transport) streamSnapshot(m Message) error {
 			return err
 		}
 		chunk := &SnapshotChunk{Cluster: t.clusterID(), From: t.id, To: m.To, Term: m.Term, Meta: *m.Snapshot, Offset: off, Data: buf[:n],
-			Done: off+int64(n) == info.Size()}
+			Done: off+int64(n) == info.Size(), FromIncarnation: m.FromIncarnation, ToIncarnation: m.ToIncarnation, Context: m.Context}
 		var ack SnapshotAck
 		call := client.Go("Raft.InstallSnapshot", chunk, &ack, make(chan *rpc.Call, 1))
 		timer := time.NewTimer(snapshotCallWait)
@@ -360,7 +362,8 @@ func (n *node) receiveSnapshot(c *SnapshotChunk, ack *SnapshotAck) error {
 		ack.Offset = 0
 		return err
 	}
-	return n.deliver([]Message{{Type: MsgSnap, From: c.From, To: c.To, Term: c.Term, Snapshot: &in.meta}})
+	return n.deliver([]Message{{Type: MsgSnap, From: c.From, To: c.To, Term: c.Term, Snapshot: &in.meta,
+		FromIncarnation: c.FromIncarnation, ToIncarnation: c.ToIncarnation, Context: c.Context}})
 }
 
 // finishSnapshot makes a received snapshot durable under its waiting name, once it

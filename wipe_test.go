@@ -6,39 +6,10 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand"
-	"slices"
 	"testing"
 )
-
-// Two bugs of the core that TestRandomizedWipes found, worked around by its operator
-// unless -wipe-strict is given:
-//
-//  1. A server refuses every message from a data dir other than the one it knows at the
-//     sender's address, a leader's AppendEntries included; but what it knows may be old:
-//     a new data dir knows the members by the first configuration's data dirs, and a
-//     member that was down while another was removed and added back knows that one by
-//     the data dir it lost. While the member added back leads, such a server refuses
-//     it, so it never gets the log that would tell it the new data dir: a wiped server
-//     cannot be added back, a lagging member never catches up. It refuses the member's
-//     (pre-)votes too: with another member wiped, the one with the longest log may get
-//     too few votes while the others are behind it, and no leader is ever elected. The
-//     operator keeps a majority of the first configuration on its first data dirs,
-//     wipes only while every member knows every other by its data dir, and hands
-//     leadership from a leader that a server refuses to a member that server takes.
-//     TestWipedServerTakesReAddedLeader and TestLaggingMemberTakesReAddedLeader show it.
-//  2. A catch-up learns the new server's data dir only from an answer that carries its
-//     seq, but ends on any answer that moves the server's match index: one to
-//     AppendEntries sent before the catch-up began (to a server just removed, not yet
-//     forgotten), or a snapshot's when the answer to the first AppendEntries was lost.
-//     The entry that adds the server then records no data dir, and the server is known
-//     by its address alone: lose its disk, and the new one counts as the member. The
-//     operator wipes no server that a configuration knows by address alone, and removes
-//     and adds back again a server added back that way, waiting a while after the
-//     removal. TestReAddRecordsDataDir shows it.
-var wipeStrict = flag.Bool("wipe-strict", false, "TestRandomizedWipes: no workarounds for the known bugs (a leader refused by a server that knows an older data dir at its address; a server added without its data dir); fail on a member added without its data dir")
 
 // wipeOperator is the operator of a simulated cluster whose servers lose their data
 // dir. It brings back one wiped server at a time: a cluster survives the loss of a
@@ -57,43 +28,16 @@ type wipeOperator struct {
 	lastErr      error
 	refusedSince int
 
-	firstWiped map[string]bool // members of the first configuration that lost their first data dir
-
-	wipes, wrongStarts, readds, dodges int
+	wipes, wrongStarts, readds int
 }
 
 func newWipeOperator(c *simCluster) *wipeOperator {
-	return &wipeOperator{c: c, refusedSince: -1, removedAt: -1, firstWiped: map[string]bool{}}
+	return &wipeOperator{c: c, refusedSince: -1, removedAt: -1}
 }
 
 // mayWipe reports whether losing id's data dir leaves a majority of every configuration
-// with the data dir it knows: no other server is wiped and not yet back. (And, but for
-// -wipe-strict, a majority of the first configuration on its first data dirs.)
+// with the data dir it knows: no other server is wiped and not yet back.
 func (o *wipeOperator) mayWipe(id string) bool {
-	first := o.c.first
-	if !*wipeStrict && first.contains(id) && !o.firstWiped[id] && len(o.firstWiped)+1 > len(first.Members)-first.quorum() {
-		return false // bug 1
-	}
-	if !*wipeStrict {
-		for _, n := range o.c.live() {
-			if cfg := n.r.config(); cfg.contains(id) && cfg.incarnation(id) == 0 {
-				return false // bug 2
-			}
-		}
-		// Bug 1: a member that knows another by an older data dir refuses its votes
-		// too; with a member wiped, it may be the vote that was needed.
-		l := o.c.leader()
-		if l == nil {
-			return false
-		}
-		for _, m := range l.r.config().Members {
-			for _, other := range l.r.config().Members {
-				if m != o.wiped && knownIncarnation(o.c.nodes[m], other) != l.r.incarnationOf(other) {
-					return false
-				}
-			}
-		}
-	}
 	return o.wiped == "" || o.wiped == id
 }
 
@@ -124,9 +68,6 @@ func (o *wipeOperator) wipe(id string, rng *rand.Rand) {
 	c := o.c
 	c.wipe(id)
 	o.wipes++
-	if c.first.contains(id) {
-		o.firstWiped[id] = true
-	}
 	o.wiped, o.restarted, o.refusedSince, o.removedAt = id, false, -1, -1
 	if rng.Intn(2) == 0 {
 		o.noticeAt, o.restartAt = c.now+rng.Intn(100), c.now+rng.Intn(300)
@@ -154,15 +95,13 @@ func (o *wipeOperator) act() {
 		o.restarted = true
 	}
 	l := c.leader()
-	if c.now < o.noticeAt || l == nil || o.dodge(l) {
+	if c.now < o.noticeAt || l == nil {
 		return
 	}
 	cfg := l.r.config()
-	if *wipeStrict {
-		for _, id := range cfg.Members {
-			if cfg.incarnation(id) == 0 {
-				c.fail("bug 2: %s's configuration %v knows %s by its address alone, not by its data dir", l.id, cfg.Members, id)
-			}
+	for _, id := range cfg.Members {
+		if cfg.incarnation(id) == 0 {
+			c.fail("%s's configuration %v knows %s by its address alone, not by its data dir", l.id, cfg.Members, id)
 		}
 	}
 	var err error
@@ -179,9 +118,6 @@ func (o *wipeOperator) act() {
 		if !o.restarted {
 			return // it is added back once it runs
 		}
-		if !*wipeStrict && l.r.progress[o.wiped] != nil && c.now-o.removedAt < 5*simElectionTicks {
-			return // bug 2: until the leader forgets it, or its last answers are in
-		}
 		c.restart(o.wiped) // if it crashed meanwhile: the operator adding a server runs it
 		if err = l.r.AddServer(o.wiped); err == nil {
 			c.logf("operator: %s adds %s back", l.id, o.wiped)
@@ -196,42 +132,6 @@ func (o *wipeOperator) act() {
 	}
 	c.ready(l)
 	o.note(err)
-}
-
-// dodge works around servers that refuse leader l (see wipeStrict): if a member, the
-// wiped server the operator is adding back, or another server it is to add refuses it,
-// leadership goes to a member that every one of them takes. It reports whether one
-// refuses l (and so whether l is not the leader to ask for a change).
-func (o *wipeOperator) dodge(l *simNode, adding ...string) bool {
-	c := o.c
-	if *wipeStrict {
-		return false
-	}
-	refuses := func(n *simNode, leader string) bool {
-		inc := n.r.incarnationOf(leader)
-		return inc != 0 && inc != c.nodes[leader].inc
-	}
-	var refusers []*simNode
-	for _, n := range c.live() {
-		if n != l && (l.r.config().contains(n.id) || n.id == o.wiped || slices.Contains(adding, n.id)) && refuses(n, l.id) {
-			refusers = append(refusers, n)
-		}
-	}
-	if len(refusers) == 0 {
-		return false
-	}
-	for _, id := range l.r.config().Members {
-		if n := c.nodes[id]; id == l.id || n.r == nil || n.inc != l.r.config().incarnation(id) || slices.ContainsFunc(refusers, func(r *simNode) bool { return r == n || refuses(r, id) }) {
-			continue
-		}
-		if _, err := l.r.TransferLeadership(id); err == nil {
-			c.logf("operator: %s refused by %s: %s transfers leadership to %s", l.id, refusers[0].id, l.id, id)
-			o.dodges++
-		}
-		c.ready(l)
-		break
-	}
-	return true
 }
 
 // note records the outcome of a change or transfer the operator asked for.
@@ -320,7 +220,7 @@ func (o *wipeOperator) finish(spare string, rng *rand.Rand) {
 			if c.now-start > wipeSettleTicks {
 				c.fail("%s was not taken within %d ticks of the operator asking (%s):\n%s", what, wipeSettleTicks, o.stuck(), c.describe())
 			}
-			if l := c.leader(); l != nil && !o.dodge(l, spare) {
+			if l := c.leader(); l != nil {
 				err := do(l)
 				c.ready(l)
 				if o.note(err); err == nil {
@@ -349,14 +249,6 @@ func (o *wipeOperator) finish(spare string, rng *rand.Rand) {
 			}
 		}
 	}
-	// Before converge: no member refuses the leader (see wipeStrict).
-	start := c.now
-	for l := c.leader(); l == nil || o.dodge(l); l = c.leader() {
-		if c.now-start > wipeSettleTicks {
-			c.fail("a member still refuses the leader %d ticks after healing:\n%s", wipeSettleTicks, c.describe())
-		}
-		c.step()
-	}
 }
 
 // TestRandomizedWipes runs seeded schedules in which any server loses its data dir at
@@ -373,11 +265,11 @@ func TestRandomizedWipes(t *testing.T) {
 	if testing.Short() {
 		n = 10
 	}
-	var wipes, wrongStarts, readds, dodges, acked int
+	var wipes, wrongStarts, readds, acked int
 	schedules := seeds(n)
 	defer func() {
-		t.Logf("%d schedules: %d data dirs wiped (%d started again wrongly first), %d servers added back, %d proposals acknowledged, %d leaders refused by a stale server",
-			len(schedules), wipes, wrongStarts, readds, acked, dodges)
+		t.Logf("%d schedules: %d data dirs wiped (%d started again wrongly first), %d servers added back, %d proposals acknowledged",
+			len(schedules), wipes, wrongStarts, readds, acked)
 	}()
 	for _, seed := range schedules {
 		rng := rand.New(rand.NewSource(seed))
@@ -447,7 +339,6 @@ func TestRandomizedWipes(t *testing.T) {
 		wipes += o.wipes
 		wrongStarts += o.wrongStarts
 		readds += o.readds
-		dodges += o.dodges
 		acked += len(c.acked)
 	}
 	if *seedFlag == 0 && (wipes == 0 || readds < wipes/2) {
@@ -470,13 +361,12 @@ func (c *simCluster) leadAs(id string) {
 	}
 }
 
-// Bug 1 (see wipeStrict), a wiped server: it knows the members by the first
-// configuration's data dirs, and refuses the leader, a member wiped and added back
-// before, that is to add it back.
+// A wiped server knows the members by the first configuration's data dirs; it must
+// still follow the leader, a member wiped and added back before, that adds it back.
+// (Found by TestRandomizedWipes: servers refused any message from a data dir other than
+// the one they knew at its address, a leader's included, and this one was never added
+// back.)
 func TestWipedServerTakesReAddedLeader(t *testing.T) {
-	if !*wipeStrict {
-		t.Skip("known bug 1 (wipeStrict in wipe_test.go); run with -wipe-strict")
-	}
 	for _, seed := range seeds(10) {
 		c := newSimCluster(t, seed, 3, 0, faults{})
 		first := c.otherThan(c.waitLeader().id)
@@ -492,12 +382,10 @@ func TestWipedServerTakesReAddedLeader(t *testing.T) {
 	}
 }
 
-// Bug 1 (see wipeStrict), a lagging member: down while another was wiped and added
-// back, it knows that one by the data dir it lost, and refuses it as leader.
+// A member down while another was wiped and added back knows that one by the data dir
+// it lost; it must still follow it as leader, to learn of its new one. (Found by
+// TestRandomizedWipes: it refused it, and never caught up.)
 func TestLaggingMemberTakesReAddedLeader(t *testing.T) {
-	if !*wipeStrict {
-		t.Skip("known bug 1 (wipeStrict in wipe_test.go); run with -wipe-strict")
-	}
 	for _, seed := range seeds(10) {
 		c := newSimCluster(t, seed, 5, 0, faults{})
 		l := c.waitLeader()
@@ -517,13 +405,10 @@ func TestLaggingMemberTakesReAddedLeader(t *testing.T) {
 	}
 }
 
-// Bug 2 (see wipeStrict): a server removed and added back at once is still answering
-// what the leader sent it as a removed server; the catch-up ends on those answers, and
-// the entry that adds it back records no data dir.
+// A server removed and added back at once is still answering what the leader sent it
+// as a removed server: the catch-up must not end on those answers, or the entry that
+// adds it back records no data dir. (Found by TestRandomizedWipes.)
 func TestReAddRecordsDataDir(t *testing.T) {
-	if !*wipeStrict {
-		t.Skip("known bug 2 (wipeStrict in wipe_test.go); run with -wipe-strict")
-	}
 	for _, seed := range seeds(10) {
 		c := newSimCluster(t, seed, 3, 1, faults{})
 		l := c.waitLeader()
