@@ -44,6 +44,9 @@ type CommandRequest struct {
 	Message   string        // the text to append, what to read, or the server to add, remove or transfer to
 	Wait      time.Duration // how long the client waits for the outcome
 	Forwarded bool          // sent by a follower for a client: the receiver does not forward again
+	// Forwarded: the follower's cluster id. A leader of another cluster (one that a
+	// member removed from this one formed anew at the address it had) refuses it.
+	Cluster uint64
 	// The client's session and this command's number in it (clientcommand): a command
 	// sent again with the same pair is applied once, and answered as the first time.
 	// Session 0: no session.

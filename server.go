@@ -1080,6 +1080,10 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 			out[i] = CommandResponse{Status: StatusRejected, Error: err.Error()}
 			continue
 		}
+		if mine, _ := n.store.ClusterID(); req.Forwarded && req.Cluster != 0 && mine != 0 && req.Cluster != mine {
+			out[i] = CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is not the leader of the cluster that forwarded the command (it is of cluster %s, and the command came from cluster %s): the forwarding member's leader is out of date; retry", n.id, formatClusterID(mine), formatClusterID(req.Cluster))}
+			continue
+		}
 		if req.Wait <= 0 || req.Wait > maxCommandWait {
 			req.Wait = maxCommandWait
 		}
@@ -1116,7 +1120,7 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 // forward sends a client's command to the leader lead and returns its answer.
 func (n *node) forward(lead string, req *CommandRequest, wait time.Duration) CommandResponse {
 	fwd := *req
-	fwd.Forwarded = true
+	fwd.Forwarded, fwd.Cluster = true, n.trans.clusterID()
 	fwd.Wait = wait
 	resp, err := n.trans.forward(lead, &fwd)
 	if err != nil {
