@@ -121,7 +121,8 @@ const usageText = `raft: a Raft consensus server and its client, in one binary.
 Run a node:
   raft [-c MEMBERS] [-p PORT] [-d DIR]
 
-  raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three)
+  raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three, in any order:
+                                           a new cluster forms once every one has started)
   raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
   raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics and
                                            Go profiles on /debug/pprof/ (see README)
@@ -170,7 +171,7 @@ Flags:
 // flagSet declares every flag, bound to o.
 func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("raft", flag.ContinueOnError)
-	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone)")
+	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone); a data dir made with one is started with the same, or with none")
 	fs.StringVar(&o.port, "p", defaultPort, "this node's `port`: 9990, :9990 or host:9990; it names the node's entry in -c")
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")

@@ -795,8 +795,7 @@ func TestRandomizedSchedules(t *testing.T) {
 	}()
 	for _, seed := range schedules {
 		rng := rand.New(rand.NewSource(seed))
-		f := faults{drop: rng.Float64() * 0.2, duplicate: rng.Float64() * 0.1, maxDelay: rng.Intn(5), crashReady: rng.Float64() * 0.005,
-			compact: []float64{0, 0.01, 0.05}[rng.Intn(3)], asyncWrites: []float64{0, 0.3, 0.7}[rng.Intn(3)]}
+		f := randomFaults(rng)
 		members := []int{3, 5}[rng.Intn(2)]
 		c := newSimCluster(t, seed, members, 1, f)
 		for tick := 0; tick < 600; tick++ {

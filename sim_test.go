@@ -48,6 +48,13 @@ type faults struct {
 	asyncWrites float64
 }
 
+// randomFaults draws a schedule's faults: some loss, duplication, delay and crashes,
+// with or without compaction and late fsyncs.
+func randomFaults(rng *rand.Rand) faults {
+	return faults{drop: rng.Float64() * 0.2, duplicate: rng.Float64() * 0.1, maxDelay: rng.Intn(5), crashReady: rng.Float64() * 0.005,
+		compact: []float64{0, 0.01, 0.05}[rng.Intn(3)], asyncWrites: []float64{0, 0.3, 0.7}[rng.Intn(3)]}
+}
+
 const (
 	simElectionTicks  = 10
 	simHeartbeatTicks = 2
