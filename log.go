@@ -100,6 +100,10 @@ type walMeta struct {
 	Seed      []string
 	Formation uint64
 	Forming   formState
+	// Restored: the data dir was made by -restore, whose snapshot's configuration is
+	// -c without incarnations; the first configuration formed stands in for it
+	// (restoredConfig).
+	Restored bool
 }
 
 // logPosition names a log entry.

@@ -430,8 +430,14 @@ func (r *raft) fromStranger(m Message) bool {
 	if m.ToIncarnation == 0 || m.ToIncarnation == r.incarnation {
 		return false
 	}
-	r.warnStranger(m.From, m.ToIncarnation, fmt.Sprintf("%s is not the member %s knows by this address: %s's %v is meant for data dir %016x, and this is %016x. This server lost its data (or its data dir is new) and takes no part until it is added back: raft -C removeserver -m %s, then raft -C addserver -m %s",
-		r.id, m.From, m.From, m.Type, m.ToIncarnation, r.incarnation, r.id, r.id))
+	if r.isMember(r.config()) {
+		// This server was added back with its data dir; the sender has not heard of it.
+		r.warnStranger(m.From, m.ToIncarnation, fmt.Sprintf("%s knows this server by the data dir it had before (%016x; this one is %016x, a member since it was added back): %s is behind, and will hear of it from the leader",
+			m.From, m.ToIncarnation, r.incarnation, m.From))
+	} else {
+		r.warnStranger(m.From, m.ToIncarnation, fmt.Sprintf("%s is not the member %s knows by this address: %s's %v is meant for data dir %016x, and this is %016x. This server lost its data (or its data dir is new) and takes no part until it is added back: raft -C removeserver -m %s, then raft -C addserver -m %s",
+			r.id, m.From, m.From, m.Type, m.ToIncarnation, r.incarnation, r.id, r.id))
+	}
 	// An answer that the sender refuses in turn, so that it hears of this too.
 	switch m.Type {
 	case MsgApp, MsgHeartbeat, MsgSnap:
@@ -449,16 +455,17 @@ func (r *raft) fromStranger(m Message) bool {
 // caught up is known by its first answer to the catch-up (catchUp.answered).
 func (r *raft) answerFromStranger(m Message) bool {
 	cu := r.catchUp
-	if cu != nil && cu.server == m.From && !cu.answered && m.Type == MsgAppResp && m.Context == cu.seq {
+	if cu != nil && cu.server == m.From && !cu.answered && m.Type == MsgAppResp && m.Context == cu.seq && m.Term == r.currentTerm {
 		cu.incarnation, cu.answered = m.FromIncarnation, true
 	}
-	// An answer without an incarnation comes from a binary that predates them (members
-	// one version apart talk during an upgrade): it is taken by address, as it was.
+	// A member known by address alone (recorded before incarnations) is taken by
+	// address, as it was. One whose data dir is recorded must answer from it: an answer
+	// without an incarnation (an old binary on a new disk, say) is not from it.
 	known := r.incarnationOf(m.From)
-	if known == 0 || m.FromIncarnation == 0 || m.FromIncarnation == known {
+	if known == 0 || m.FromIncarnation == known {
 		return false
 	}
-	r.warnStranger(m.From, m.FromIncarnation, fmt.Sprintf("refused %v from %s: the cluster knows %s by data dir %016x, and this comes from data dir %016x. It lost its data (or is a new server at that address) and is not counted as that member: remove it and add it back (raft -C removeserver -m %s, then raft -C addserver -m %s)",
+	r.warnStranger(m.From, m.FromIncarnation, fmt.Sprintf("refused %v from %s: this server knows %s by data dir %016x, and this comes from data dir %016x. It lost its data (or is a new server at that address) and is not counted as that member: remove it and add it back (raft -C removeserver -m %s, then raft -C addserver -m %s); unless it was added back already, and this server has not heard of it yet",
 		m.Type, m.From, m.From, known, m.FromIncarnation, m.From, m.From))
 	if cu != nil && cu.server == m.From {
 		r.endCatchUp(errCatchUpNewDataDir)
@@ -546,9 +553,18 @@ const (
 // decideForming picks the next step of data dir incarnation at self, a member of the
 // new cluster's members (-c), given the configuration it has accepted (nil: none yet)
 // and the answers of the other members (absent: no answer).
+//
+// It accepts a first configuration once every other member has answered with a fresh
+// data dir (the configuration then binds each to its incarnation), or adopts the one a
+// member accepted, if that binds self to this data dir. It starts once every other
+// member holds the configuration it accepted, or answers from another data dir than
+// that configuration records for it: a data dir replaced while the cluster formed can
+// never accept it, and is just a member that lost its disk. No two first configurations
+// can both start: each data dir accepts one, durably, and one starts only once every
+// data dir it records has accepted it or is gone.
 func decideForming(self string, incarnation uint64, members []string, accepted *Config, answers map[string]FormReply) formStep {
-	var missing []string
-	var pending []string
+	var missing, pending []string
+	fresh := 0 // other members that answered with a data dir as new as this one
 	all := Config{Members: members, Incarnations: map[string]uint64{self: incarnation}}
 	for _, m := range members {
 		if m == self {
@@ -559,37 +575,52 @@ func decideForming(self string, incarnation uint64, members []string, accepted *
 			missing = append(missing, m)
 			continue
 		}
-		mine := a.Config.incarnation(self)
-		switch a.State {
-		case formDone:
-			if mine == incarnation && accepted != nil {
-				return formStep{kind: formStart, config: *accepted} // it started with what this one accepted
-			}
+		all.Incarnations[m] = a.Incarnation
+		replaced := accepted != nil && a.Incarnation != accepted.incarnation(m)
+		holds := accepted != nil && (a.State == formAccepted || a.State == formDone) && sameConfig(a.Config, *accepted)
+		switch {
+		case holds || replaced:
+		case a.State == formDone && a.Cluster != 0:
 			return formStep{kind: formSpare, cluster: a.Cluster, why: fmt.Sprintf("%s is a member of a running cluster (id %s)", m, formatClusterID(a.Cluster))}
-		case formAccepted:
-			if mine != incarnation {
-				return formStep{kind: formSpare, why: fmt.Sprintf("%s has formed the cluster with another data dir at %s (incarnation %016x; this one is %016x)", m, self, mine, incarnation)}
-			}
-			if accepted == nil {
-				return formStep{kind: formAccept, config: a.Config}
-			}
-			if !sameConfig(a.Config, *accepted) {
-				pending = append(pending, m+" (it chose another first configuration)")
-			}
-		case formGathering:
+		case a.State == formAccepted && a.Config.incarnation(self) != incarnation:
+			return formStep{kind: formSpare, why: fmt.Sprintf("%s has formed the cluster with another data dir at %s (incarnation %016x; this one is %016x)", m, self, a.Config.incarnation(self), incarnation)}
+		case a.State == formAccepted && accepted == nil:
+			return formStep{kind: formAccept, config: a.Config}
+		case a.State == formAccepted:
+			pending = append(pending, m+" (it chose another first configuration)")
+		case a.State == formDone:
+			pending = append(pending, m+" (a spare that knows no cluster)")
+		default:
+			fresh++
 			pending = append(pending, m)
 		}
-		all.Incarnations[m] = a.Incarnation
 	}
 	switch {
 	case len(missing) > 0:
 		return formStep{kind: formWait, why: "waiting for " + strings.Join(missing, ", ") + " to answer"}
-	case accepted == nil:
-		return formStep{kind: formAccept, config: all}
+	case accepted == nil && fresh == len(members)-1:
+		return formStep{kind: formAccept, config: all} // every other member is new
 	case len(pending) > 0:
 		return formStep{kind: formWait, why: "waiting for " + strings.Join(pending, ", ") + " to choose the first configuration"}
 	}
 	return formStep{kind: formStart, config: *accepted}
+}
+
+// restoredConfig gives the snapshot a data dir was restored from (-restore) the first
+// configuration its cluster formed, with every member's data dir: the snapshot holds -c
+// as given, without them, and a member of the restored cluster that lost its disk must
+// not count as the member it was either. Its later snapshots and configuration entries
+// carry the incarnations as any do; this is only for the restored one, at every start.
+func restoredConfig(meta walMeta, snap *SnapshotMeta) {
+	if meta.Restored && meta.Forming == 0 && snap.Index > 0 && snap.ConfigIndex == snap.Index &&
+		len(snap.Config.Incarnations) == 0 && len(meta.Bootstrap.Incarnations) > 0 && sameMembers(snap.Config.Members, meta.Bootstrap.Members) {
+		snap.Config.Incarnations = meta.Bootstrap.cloneIncarnations()
+	}
+}
+
+// sameMembers reports whether two member lists hold the same addresses.
+func sameMembers(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(m string) bool { return !slices.Contains(b, m) })
 }
 
 // sameConfig reports whether two configurations have the same members, with the same

@@ -1005,8 +1005,10 @@ func (r *raft) TransferLeadership(server string) (string, error) {
 	}
 	cfg := r.config()
 	if server == noLeader {
+		// Of the members heard from within an election timeout (a member that lost its
+		// disk, and whose answers are refused, keeps the match its old one reached).
 		for _, id := range r.progressOrder() {
-			if cfg.contains(id) && (server == noLeader || r.progress[id].match > r.progress[server].match) {
+			if pr := r.progress[id]; cfg.contains(id) && pr.idle < r.electionTicks && (server == noLeader || pr.match > r.progress[server].match) {
 				server = id
 			}
 		}

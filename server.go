@@ -178,6 +178,7 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 		}
 		st.Bootstrap = first
 	}
+	restoredConfig(store.Meta(), &st.Snapshot)
 	if err := initClusterID(store, st, cfg); err != nil {
 		return explainStorageError(err)
 	}
@@ -210,6 +211,28 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	return nil
 }
 
+// takeFormStep records a forming step in the data dir of self (which is new, and
+// forming): a first configuration accepted, the cluster formed (done, with first as its
+// first configuration), or this data dir a spare of a running cluster (done, with first
+// the configuration it starts with, which lacks it).
+func takeFormStep(store *storage, self, token string, step formStep) (first Config, done bool, err error) {
+	switch step.kind {
+	case formAccept:
+		err = store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming = step.config, formAccepted })
+		return Config{}, false, err
+	case formStart:
+		id := newClusterID(step.config, token)
+		err = store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming, m.ClusterID = step.config, 0, id })
+		return step.config, err == nil, err
+	case formSpare:
+		seed := store.Meta().Bootstrap.Members
+		spare := Config{Members: slices.DeleteFunc(slices.Clone(seed), func(m string) bool { return m == self })}
+		err = store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming, m.ClusterID = spare, 0, step.cluster })
+		return spare, err == nil, err
+	}
+	return Config{}, false, nil
+}
+
 // checkSeed refuses an explicit -c that contradicts the data dir's: a data dir belongs
 // to the cluster it was made for. (Starting the node of a one-member cluster with the
 // -c of a new three-member one made two leaders, each committing on its own.)
@@ -230,11 +253,6 @@ func checkSeed(cfg nodeConfig) error {
 	}
 	return fmt.Errorf("%w: %s was made with -c '%s', and this node was started with -c '%s': a data dir belongs to the cluster it was made for. To start it again, use its -c (or leave -c out: the data dir holds the membership); for a node of another cluster, give it a data dir of its own (-d)",
 		errDataDir, cfg.DataDir, strings.Join(seed, ","), strings.Join(cfg.Bootstrap.Members, ","))
-}
-
-// sameMembers reports whether two member lists hold the same addresses.
-func sameMembers(a, b []string) bool {
-	return len(a) == len(b) && !slices.ContainsFunc(a, func(m string) bool { return !slices.Contains(b, m) })
 }
 
 // formCluster forms a new cluster with the other members of -c (membership.go, "Forming
@@ -307,32 +325,27 @@ func formCluster(cfg nodeConfig, store *storage, trans *transport, logger *slog.
 			answers[peer] = reply
 		}
 		step := decideForming(cfg.ID, meta.Incarnation, meta.Bootstrap.Members, accepted, answers)
-		switch step.kind {
-		case formWait:
+		if step.kind == formWait {
 			if !said[step.why] {
 				said[step.why] = true
 				logger.Info("forming a new cluster: " + step.why)
 			}
-		case formAccept:
-			if err := store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming = step.config, formAccepted }); err != nil {
+		} else {
+			first, done, err := takeFormStep(store, cfg.ID, cfg.ClusterToken, step)
+			if err != nil {
 				return Config{}, false, err
 			}
-			continue // tell the others at once
-		case formStart:
-			id := newClusterID(step.config, cfg.ClusterToken)
-			if err := store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming, m.ClusterID = step.config, 0, id }); err != nil {
-				return Config{}, false, err
+			switch {
+			case step.kind == formStart:
+				logger.Info("formed a new cluster", "cluster_id", formatClusterID(store.Meta().ClusterID), "members", first.Members)
+			case step.kind == formSpare:
+				logger.Warn(fmt.Sprintf("this data dir is new, but the cluster is not: %s. So this server is not the member %s was, whose data is gone with its old data dir: it waits as a spare and takes no part. To bring it back, remove %s from the cluster and add it again: raft -C removeserver -m %s -S <member>, then raft -C addserver -m %s -S <member>",
+					step.why, cfg.ID, cfg.ID, cfg.ID, cfg.ID))
 			}
-			logger.Info("formed a new cluster", "cluster_id", formatClusterID(id), "members", step.config.Members)
-			return step.config, true, nil
-		case formSpare:
-			spare := Config{Members: slices.DeleteFunc(slices.Clone(meta.Bootstrap.Members), func(m string) bool { return m == cfg.ID })}
-			if err := store.UpdateMeta(func(m *walMeta) { m.Bootstrap, m.Forming, m.ClusterID = spare, 0, step.cluster }); err != nil {
-				return Config{}, false, err
+			if done {
+				return first, true, nil
 			}
-			logger.Warn(fmt.Sprintf("this data dir is new, but the cluster is not: %s. So this server is not the member %s was, whose data is gone with its old data dir: it waits as a spare and takes no part. To bring it back, remove %s from the cluster and add it again: raft -C removeserver -m %s -S <member>, then raft -C addserver -m %s -S <member>",
-				step.why, cfg.ID, cfg.ID, cfg.ID, cfg.ID))
-			return spare, true, nil
+			continue // accepted: tell the others at once
 		}
 		select {
 		case <-stop:

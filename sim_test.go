@@ -111,6 +111,7 @@ type simCluster struct {
 	deaf   map[string]bool    // messages to these nodes are lost (they can still talk)
 	slow   map[string]int     // extra ticks for every message to or from these nodes
 	lose   func(Message) bool // messages it picks are lost at delivery
+	old    map[string]bool    // nodes that run a binary from before incarnations: they send none and check none
 
 	// What the invariants are checked against.
 	leaders    map[uint64]string // term -> its leader (election safety)
@@ -178,7 +179,7 @@ func (c *simCluster) logf(format string, args ...any) {
 
 func (c *simCluster) start(n *simNode) {
 	n.r = newRaft(coreConfig{
-		ID: n.id, Incarnation: n.inc, ElectionTicks: simElectionTicks, HeartbeatTicks: simHeartbeatTicks,
+		ID: n.id, Incarnation: map[bool]uint64{false: n.inc, true: 0}[c.old[n.id]], ElectionTicks: simElectionTicks, HeartbeatTicks: simHeartbeatTicks,
 		MaxMsgBytes: 64, MaxInflight: 4, Rand: rand.New(rand.NewSource(c.rng.Int63())),
 	}, persistentState{HardState: n.disk.HardState, Snapshot: n.disk.Snapshot, Entries: slices.Clone(n.disk.Entries), Bootstrap: n.disk.Bootstrap})
 	n.applied, n.checked = n.disk.Snapshot.Index, n.disk.Snapshot.Index
@@ -366,6 +367,9 @@ func (c *simCluster) step() {
 		if sm.m.Type == MsgSnap {
 			n.recv[logPosition{sm.m.Snapshot.Index, sm.m.Snapshot.Term}] = sm.snap
 		}
+		if c.old[sm.m.To] {
+			sm.m.ToIncarnation = 0 // a field its binary does not know
+		}
 		n.r.Step(sm.m)
 		c.ready(n)
 	}
@@ -421,7 +425,7 @@ func (c *simCluster) send(m Message) {
 	}
 	// A server that lost its data dir is not the member its address was: it asks for no
 	// votes and grants none until it is added back with its new one.
-	if o := c.nodes[m.From]; o.r != nil && (m.Type == MsgVote || m.Type == MsgPreVote || (m.Type == MsgVoteResp || m.Type == MsgPreVoteResp) && m.Success) {
+	if o := c.nodes[m.From]; o.r != nil && !c.old[m.From] && (m.Type == MsgVote || m.Type == MsgPreVote || (m.Type == MsgVoteResp || m.Type == MsgPreVoteResp) && m.Success) {
 		if inc := o.r.config().incarnation(o.id); inc != 0 && inc != o.inc {
 			c.fail("%s sent %v to %s with data dir %x, but its configuration knows %s by %x", m.From, m.Type, m.To, o.inc, o.id, inc)
 		}

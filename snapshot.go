@@ -193,6 +193,9 @@ func buildRestoredDir(dir, id string, bootstrap Config, meta SnapshotMeta, data 
 		return err
 	}
 	defer store.Close()
+	if err := store.UpdateMeta(func(m *walMeta) { m.Restored = true }); err != nil {
+		return err
+	}
 	if err := writeSnapshot(dir, meta, data); err != nil {
 		return err
 	}

@@ -55,9 +55,9 @@ func TestEndToEndWipedMemberComesBackAsSpare(t *testing.T) {
 	next := c.send(others[0], "c").leader
 	said := func(id string) bool {
 		all, _ := c.procs[id].stderr.snapshot()
-		return strings.Contains(strings.Join(all, "\n"), leader+": the cluster knows")
+		return strings.Contains(strings.Join(all, "\n"), leader+": this server knows")
 	}
-	if !said(others[0]) && !said(others[1]) && !c.procs[next].stderr.waitLine(leader+": the cluster knows") {
+	if !said(others[0]) && !said(others[1]) && !c.procs[next].stderr.waitLine(leader+": this server knows") {
 		t.Fatalf("no member logged refusing the wiped %s:\n%s", leader, c.procs[next].stderr)
 	}
 	if st := c.status(leader); st.Role == "leader" || st.Term != 0 || st.LastIndex != 0 {
