@@ -30,8 +30,12 @@ type wipedMember struct {
 	attempts int
 }
 
-// The node's warning when it starts on a new data dir and the cluster is not new.
-const wrongStartWarning = "this data dir is new, but the cluster is not"
+// What a node says when it starts on a new data dir: a member of -c, that the cluster is
+// not new; the spare, which is not in -c and forms nothing, that it is not a member.
+const (
+	wrongStartWarning = "this data dir is new, but the cluster is not"
+	spareStartNote    = "not a member, so it will not campaign"
+)
 
 func (r *jepsenRun) isWiped(id string) bool { return r.wiped != nil && id != "" && r.wiped.id == id }
 
@@ -174,14 +178,18 @@ func (r *jepsenRun) operatorStep() {
 }
 
 // checkWrongStart checks what the wiped member did when it was started on its empty
-// data dir: it said that the cluster is not new and waits as a spare, and it neither
-// formed a cluster nor was elected.
+// data dir: it said that the cluster is not new and waits as a spare (the spare, that
+// it is not a member), and it neither formed a cluster nor was elected.
 func (r *jepsenRun) checkWrongStart() {
 	w := r.wiped
-	warned := slices.ContainsFunc(r.wrongStarts, func(p *proc) bool { return strings.Contains(p.stderr.String(), wrongStartWarning) })
+	want := wrongStartWarning
+	if w.id == r.spare {
+		want = spareStartNote
+	}
+	warned := slices.ContainsFunc(r.wrongStarts, func(p *proc) bool { return strings.Contains(p.stderr.String(), want) })
 	if !warned {
-		if p := r.c.procs[w.id]; !p.stderr.waitLine(wrongStartWarning) {
-			r.t.Errorf("%s, started on its wiped data dir, did not warn %q within %v:\n%s", r.name(w.id), wrongStartWarning, e2eWait, p.stderr)
+		if p := r.c.procs[w.id]; !p.stderr.waitLine(want) {
+			r.t.Errorf("%s, started on its wiped data dir, did not say %q within %v:\n%s", r.name(w.id), want, e2eWait, p.stderr)
 		}
 	}
 	for _, p := range r.wrongStarts {
