@@ -759,8 +759,9 @@ func (r *jepsenRun) resolveSpare() {
 	if r.spareState != spareMaybe {
 		return
 	}
+	vias := r.intact() // the spare is not among them: it may not be a member
 	r.untilTaken("settling whether the spare is a member", func() (bool, string) {
-		via := r.members[r.rng.Intn(len(r.members))]
+		via := vias[r.rng.Intn(len(vias))]
 		r.logf("settling the spare: removeserver %s via %s", r.name(r.spare), r.name(via))
 		r.mem = &memChange{add: false, server: r.spare, via: via}
 		res := runRaft(r.c.bin, "-C", "removeserver", "-m", r.spare, "-S", via, "-timeout", jepsenHealTimeout)

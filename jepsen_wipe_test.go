@@ -368,8 +368,11 @@ func (r *jepsenRun) settleWiped() {
 }
 
 // flipSpare adds the spare if it is out, or removes it: on the healed cluster a change
-// must be taken.
+// must be taken. (Not while a wiped member is still out: the test failed already.)
 func (r *jepsenRun) flipSpare() {
+	if r.wiped != nil {
+		return
+	}
 	want, what := spareIn, "the addition of the spare"
 	if r.spareState == spareIn {
 		want, what = spareOut, "the removal of the spare"
@@ -389,8 +392,9 @@ func (r *jepsenRun) flipSpare() {
 // then to every wiped member added back (still a member), which must win: the others
 // must take it as a leader and vote for it with its new data dir.
 func (r *jepsenRun) transfersTaken() {
+	vias := r.intact()
 	r.untilTaken("a leadership transfer", func() (bool, string) {
-		via := r.members[r.rng.Intn(len(r.members))]
+		via := vias[r.rng.Intn(len(vias))]
 		res := runRaft(r.c.bin, "-C", "transfer", "-S", via, "-timeout", jepsenHealTimeout)
 		return res.code == exitOK, describeRun(res)
 	})
@@ -401,7 +405,7 @@ func (r *jepsenRun) transfersTaken() {
 		}
 		seen[w] = true
 		r.untilTaken("a leadership transfer to "+r.name(w)+", added back after a wipe", func() (bool, string) {
-			via := r.members[r.rng.Intn(len(r.members))]
+			via := vias[r.rng.Intn(len(vias))]
 			res := runRaft(r.c.bin, "-C", "transfer", "-m", w, "-S", via, "-timeout", jepsenHealTimeout)
 			won := strings.Contains(res.stdout, " to "+w+" (") || strings.Contains(res.stdout, w+" is already the leader")
 			return res.code == exitOK && won, describeRun(res)
