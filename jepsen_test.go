@@ -6,7 +6,11 @@
 // node printed the same log, that every acknowledged append is in it exactly once, and
 // that the whole history is linearizable (checkLinearizable, in linearize_test.go).
 // The nemesis also stops nodes gracefully (SIGTERM: a leader hands leadership over
-// first) and moves leadership with the client's transfer command.
+// first) and moves leadership with the client's transfer command. It wipes members'
+// data dirs too, any member's, and an operator brings them back (jepsen_wipe_test.go);
+// every run wipes an original member at least once. Membership changes and transfers
+// must be taken: refused or unresolved for too long, under faults that leave a majority
+// up or once healed, they fail the test.
 //
 //	go test -race -count=1 -run 'Jepsen|Lineariz' -v .             # short: 10s of faults per size
 //	go test -count=1 -run TestJepsen -v -timeout 30m . -long        # 3 minutes of faults per size
@@ -51,6 +55,15 @@ const (
 	jepsenOpTimeout   = "3s"             // the clients' -timeout: an op against a dead or stopped node gives up after it
 	jepsenHealTimeout = "5s"             // the test's own ops, once everything is healed
 	jepsenHealBound   = 60 * time.Second // bound on getting one op through after healing
+
+	// A membership change or transfer the test wants taken fails it if it is not taken
+	// within jepsenChangeBound of a healed cluster, or, under faults, if it stays
+	// refused or unresolved for jepsenFaultChangeBound and jepsenStuckAttempts attempts
+	// in a row (the faults always leave a majority of intact data dirs up, and heal
+	// within two seconds).
+	jepsenChangeBound      = 30 * time.Second
+	jepsenFaultChangeBound = 60 * time.Second
+	jepsenStuckAttempts    = 5
 )
 
 func TestJepsen(t *testing.T) {
@@ -129,12 +142,21 @@ const (
 func (s spareState) String() string { return [...]string{"out", "in", "maybe"}[s] }
 
 // memChange is a membership change the nemesis has under way (in a goroutine, so faults
-// keep healing on time while it runs).
+// keep healing on time while it runs): of the spare, or the operator's of a wiped member.
 type memChange struct {
-	add bool
-	via string
-	res chan raftRun
+	add      bool
+	server   string
+	via      string
+	operator bool // bringing back the wiped member (operatorDone takes the outcome)
+	res      chan raftRun
 }
+
+// What the client says when a leader, with its configuration committed, refuses a
+// change: the answer settles whether the server is a member.
+var (
+	refusedAlreadyMember = "refused: " + errAlreadyMember.Error()
+	refusedNotMember     = "refused: " + errNotMember.Error()
+)
 
 type jepsenRun struct {
 	t       *testing.T
@@ -158,6 +180,17 @@ type jepsenRun struct {
 	testSeq    int
 	own        []histOp // the test's own ops: first append, healing append, print
 
+	// Wipes (jepsen_wipe_test.go).
+	wiped       *wipedMember // the member whose data dir is lost and not yet back (nil: none)
+	forceWipeAt time.Time    // every run wipes an original member, at the latest from then on
+	memberWipes int          // wipes of original members
+	spareWipes  int          // wipes of the spare while a member
+	readds      int          // wiped members back as members
+	readded     []string     // who, in order
+	wrongStarts []*proc      // the processes started on the wiped member's new data dir
+	healed      bool         // the nemesis is over: the end's bounds apply (untilTaken)
+	stuck       map[string]*stuckChange
+
 	mu        sync.Mutex
 	anomalies []string // client results that mean the client or the test is broken
 }
@@ -169,6 +202,7 @@ func runJepsen(t *testing.T, n int, seed int64, faultFor time.Duration) {
 		t: t, rng: rand.New(rand.NewSource(seed ^ int64(n)<<40)),
 		members: ids[:n], spare: ids[n], all: ids,
 		faults: map[string]*fault{}, elected: map[int]string{}, scanned: map[*proc]int{}, actions: map[string]int{},
+		stuck: map[string]*stuckChange{},
 	}
 	r.c = newE2ECluster(t, r.members)
 	// Snapshots every few hundred entries, so faults also hit compaction, snapshots
@@ -200,19 +234,32 @@ func runJepsen(t *testing.T, n int, seed int64, faultFor time.Duration) {
 
 	r.nemesis(faultFor)
 	r.healAll()
-	// The clients go on through the recovery; their ops in flight finish within their
-	// -timeout (plus the client's grace), or e2eWait at worst.
+	r.healed = true
+	// The clients go on through the recovery, and while the operator brings the wiped
+	// member back; their ops in flight finish within their -timeout (plus the client's
+	// grace), or e2eWait at worst.
+	r.settleWiped()
 	stopClients()
 	wg.Wait()
 
-	// Whole again: the final membership must make progress, then print.
+	// Whole again: membership changes and transfers must be taken, and the final
+	// membership must make progress, then print.
+	r.resolveSpare()
+	r.flipSpare()
+	r.transfersTaken()
 	final := slices.Clone(r.members)
-	if r.resolveSpare() == spareIn {
+	if r.spareState == spareIn {
 		final = append(final, r.spare)
 	}
 	r.mustCommit(opAppend)
 	printOp, printRun := r.mustCommit(opPrint)
 	r.checkFinal(seed, n, final, printOp, printRun, slices.Concat(append(histories, r.own)...))
+	r.checkMembers(final)
+	t.Logf("%d-node run: %d wipes of original members, %d of the spare, %d added back (%v)",
+		n, r.memberWipes, r.spareWipes, r.readds, r.names(r.readded))
+	if r.memberWipes == 0 {
+		t.Errorf("no original member lost its data dir: the run did not test wipes (seed %d)", seed)
+	}
 	t.Logf("%d-node run took %v", n, time.Since(began).Round(time.Millisecond))
 }
 
@@ -365,32 +412,50 @@ func (r *jepsenRun) leader() string {
 func (r *jepsenRun) restart(id string) {
 	r.leader()
 	r.countSnapshots(r.c.procs[id])
-	r.c.start(id)
+	p := r.c.start(id)
+	if r.isWiped(id) {
+		r.wrongStarts = append(r.wrongStarts, p)
+		r.actions["start on a wiped data dir"]++
+	}
 }
 
-// countSnapshots adds up what a node process logged about snapshots.
+// countSnapshots adds up what a node process logged about snapshots, and how often it
+// refused a server that lost its data dir.
 func (r *jepsenRun) countSnapshots(p *proc) {
 	if p != nil {
 		r.actions["(nodes) snapshots taken"] += strings.Count(p.stderr.String(), "log compacted")
 		r.actions["(nodes) snapshots installed"] += strings.Count(p.stderr.String(), "installed snapshot")
+		r.actions["(nodes) refused a lost data dir"] += strings.Count(p.stderr.String(), "It lost its data")
 	}
 }
 
 // voters is who may be a member now: the original members, and the spare while it is
-// or may be one (or is being added or removed).
+// or may be one (or is being added or removed, or brought back after a wipe).
 func (r *jepsenRun) voters() []string {
-	if r.spareState != spareOut || r.mem != nil {
+	if r.spareState != spareOut || r.mem != nil || r.isWiped(r.spare) {
 		return r.all
 	}
 	return r.members
 }
 
-// canFault says whether id may be killed or stopped now: it must be a voter, and
-// faulting it must leave a majority of the voters up, so the cluster keeps making
-// progress and acknowledged ops keep meaning something.
+// down says whether voter v does not count toward a majority now: it is faulted, or it
+// is the wiped member, whose data dir is not the one the configuration knows.
+func (r *jepsenRun) down(v string) bool {
+	return r.faults[v] != nil || !r.alive(v) || r.isWiped(v)
+}
+
+// canFault says whether id may be killed or stopped (or wiped) now: it must be a
+// voter, and faulting it must leave a majority of the voters up with intact data dirs,
+// so the cluster keeps making progress and acknowledged ops keep meaning something. The
+// wiped member counts as down until it is back: a wipe and a kill in a 3-node cluster
+// would leave one intact data dir of three. Faulting the wiped member itself takes
+// nothing more away.
 func (r *jepsenRun) canFault(id string) bool {
 	if r.faults[id] != nil || !r.alive(id) {
 		return false
+	}
+	if r.isWiped(id) {
+		return true
 	}
 	if id == r.spare && (r.spareState == spareOut || r.mem != nil) {
 		return false
@@ -398,7 +463,7 @@ func (r *jepsenRun) canFault(id string) bool {
 	vs := r.voters()
 	down := 0
 	for _, v := range vs {
-		if r.faults[v] != nil || !r.alive(v) {
+		if r.down(v) {
 			down++
 		}
 	}
@@ -413,6 +478,7 @@ func (r *jepsenRun) between(lo, hi time.Duration) time.Duration {
 // its time comes. It runs on the test goroutine, so it may call t.Fatal.
 func (r *jepsenRun) nemesis(d time.Duration) {
 	end := time.Now().Add(d)
+	r.forceWipeAt = time.Now().Add(r.between(d/10, d/4))
 	next := time.Now().Add(r.between(500*time.Millisecond, 1500*time.Millisecond))
 	for {
 		now := time.Now()
@@ -423,6 +489,9 @@ func (r *jepsenRun) nemesis(d time.Duration) {
 		}
 		if !now.Before(end) {
 			return
+		}
+		if at, ok := r.operatorAt(); ok && !now.Before(at) {
+			r.operatorStep()
 		}
 		if !now.Before(next) {
 			r.act()
@@ -436,6 +505,9 @@ func (r *jepsenRun) nemesis(d time.Duration) {
 			if f.healAt.Before(wake) {
 				wake = f.healAt
 			}
+		}
+		if at, ok := r.operatorAt(); ok && at.Before(wake) {
+			wake = at
 		}
 		var memDone chan raftRun // nil, never ready, unless a change is under way
 		if r.mem != nil {
@@ -461,36 +533,51 @@ func (r *jepsenRun) sortedFaults() []string {
 }
 
 func (r *jepsenRun) act() {
+	if r.forceWipe() {
+		return
+	}
 	switch x := r.rng.Intn(100); {
-	case x < 30:
+	case x < 28:
 		r.crash("kill")
-	case x < 55:
+	case x < 51:
 		r.crash("pause")
-	case x < 65:
+	case x < 61:
 		r.crash("term")
-	case x < 72:
+	case x < 68:
 		r.transfer()
-	case x < 80:
+	case x < 75:
 		r.restartAll()
+	case x < 83:
+		r.wipeAny()
 	default:
 		r.membership()
 	}
 }
 
-// transfer asks a random member to move leadership (to a random member, or with no -m
-// to the most up-to-date one). Its outcome is not asserted, only that it is one of the
-// client's documented ones.
+// transfer asks a random node to move leadership (to a random node, or with no -m to
+// the most up-to-date member). Any one may fail under faults, but transfers through and
+// to intact members refused or unresolved for long fail the test (noteChange); those to
+// or through a node that is down or no member (the spare while out, the wiped member)
+// may be refused for ever.
 func (r *jepsenRun) transfer() {
-	args := []string{"-C", "transfer", "-S", r.all[r.rng.Intn(len(r.all))], "-timeout", jepsenOpTimeout}
+	via := r.all[r.rng.Intn(len(r.all))]
+	args := []string{"-C", "transfer", "-S", via, "-timeout", jepsenOpTimeout}
+	to := ""
 	if r.rng.Intn(2) == 0 {
-		args = append(args, "-m", r.all[r.rng.Intn(len(r.all))])
+		to = r.all[r.rng.Intn(len(r.all))]
+		args = append(args, "-m", to)
 	}
+	intact := r.intact()
+	counts := slices.Contains(intact, via) && (to == "" || slices.Contains(intact, to))
 	res := runRaft(r.c.bin, args...)
 	if res.code != exitOK && res.code != exitFailed && res.code != exitUnknown {
 		r.anomaly("transfer %v: exit %d: %s %s", args, res.code, res.stdout, res.stderr)
 	}
 	r.actions[fmt.Sprintf("transfer exit %d", res.code)]++
-	r.logf("transfer %v: exit %d", r.names(args[3:4]), res.code)
+	r.logf("transfer %v to %q: exit %d", r.name(via), r.name(to), res.code)
+	if counts {
+		r.noteChange("a leadership transfer through and to intact members", res.code == exitOK, res)
+	}
 }
 
 // crash SIGKILLs or SIGSTOPs a node: half the time the leader, if that is allowed.
@@ -567,10 +654,12 @@ func (r *jepsenRun) restartAll() {
 }
 
 // membership adds the spare if it is out, or removes it otherwise. Only the spare is
-// ever added or removed, so the original members always hold a majority of the
-// configuration's voters minus the faults canFault allows.
+// added or removed at will (the operator removes a wiped member only to add it back),
+// so the original members always hold a majority of the configuration's voters minus
+// the faults canFault allows.
 func (r *jepsenRun) membership() {
-	if r.mem != nil || r.faults[r.spare] != nil {
+	// While a member is wiped, the operator's changes bringing it back are the only ones.
+	if r.mem != nil || r.faults[r.spare] != nil || r.wiped != nil {
 		r.actions["skipped membership"]++
 		return
 	}
@@ -580,7 +669,7 @@ func (r *jepsenRun) membership() {
 			vias = append(vias, id)
 		}
 	}
-	m := &memChange{add: r.spareState == spareOut, via: vias[r.rng.Intn(len(vias))], res: make(chan raftRun, 1)}
+	m := &memChange{add: r.spareState == spareOut, server: r.spare, via: vias[r.rng.Intn(len(vias))], res: make(chan raftRun, 1)}
 	cmd := "removeserver"
 	if m.add {
 		cmd = "addserver"
@@ -604,11 +693,16 @@ func (r *jepsenRun) membership() {
 	go func() { m.res <- runRaft(bin, "-C", cmd, "-m", spare, "-S", m.via, "-timeout", jepsenOpTimeout) }()
 }
 
-// memDone takes the outcome of the membership change under way. Membership outcomes
-// are recorded, not asserted: under faults any of them is fine.
+// memDone takes the outcome of the membership change under way. Under faults any one
+// outcome is fine, but changes refused or unresolved for long fail the test
+// (noteChange).
 func (r *jepsenRun) memDone(res raftRun) {
 	m := r.mem
 	r.mem = nil
+	if m.operator {
+		r.operatorDone(m, res)
+		return
+	}
 	cmd, outcome := "remove", "unknown"
 	if m.add {
 		cmd = "add"
@@ -622,9 +716,9 @@ func (r *jepsenRun) memDone(res raftRun) {
 		} else {
 			r.spareWipe = true
 		}
-	case res.code == exitFailed && strings.Contains(res.stderr, "already a member"):
+	case res.code == exitFailed && strings.Contains(res.stderr, refusedAlreadyMember):
 		outcome, r.spareState = "refused", spareIn
-	case res.code == exitFailed && strings.Contains(res.stderr, "not a member"):
+	case res.code == exitFailed && strings.Contains(res.stderr, refusedNotMember):
 		outcome, r.spareState = "refused", spareOut
 	case res.code == exitFailed:
 		outcome = "failed" // certainly not committed: nothing changed
@@ -633,6 +727,7 @@ func (r *jepsenRun) memDone(res raftRun) {
 	}
 	r.actions[cmd+" "+outcome]++
 	r.logf("%s %s: %s (exit %d), spare is %v", cmd, r.name(r.spare), outcome, res.code, r.spareState)
+	r.noteChange("a change of the spare's membership", outcome == "ok" || outcome == "refused", res)
 }
 
 // healAll ends every fault and waits for the membership change under way; every node
@@ -660,17 +755,19 @@ func (r *jepsenRun) healAll() {
 
 // resolveSpare settles whether the spare is a member, removing it if that is unknown,
 // so the test knows which nodes must print the final log.
-func (r *jepsenRun) resolveSpare() spareState {
-	for try := 0; try < 5 && r.spareState == spareMaybe; try++ {
-		via := r.members[r.rng.Intn(len(r.members))]
+func (r *jepsenRun) resolveSpare() {
+	if r.spareState != spareMaybe {
+		return
+	}
+	vias := r.intact() // the spare is not among them: it may not be a member
+	r.untilTaken("settling whether the spare is a member", func() (bool, string) {
+		via := vias[r.rng.Intn(len(vias))]
 		r.logf("settling the spare: removeserver %s via %s", r.name(r.spare), r.name(via))
-		r.mem = &memChange{add: false, via: via}
-		r.memDone(runRaft(r.c.bin, "-C", "removeserver", "-m", r.spare, "-S", via, "-timeout", jepsenHealTimeout))
-	}
-	if r.spareState == spareMaybe {
-		r.t.Errorf("could not settle whether %s is a member", r.spare)
-	}
-	return r.spareState
+		r.mem = &memChange{add: false, server: r.spare, via: via}
+		res := runRaft(r.c.bin, "-C", "removeserver", "-m", r.spare, "-S", via, "-timeout", jepsenHealTimeout)
+		r.memDone(res)
+		return r.spareState != spareMaybe, describeRun(res)
+	})
 }
 
 // logsLines returns the "Logs [...]" part of every such line a node printed.
