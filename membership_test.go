@@ -16,24 +16,38 @@ func (n *simNode) hasWarning(text string) bool {
 	return false
 }
 
+// lastCopyWiped commits an entry on the leader and one follower only (the other is
+// deaf), crashes the leader and wipes that follower, which comes back (on a binary from
+// before incarnations, with old) while the third hears again: the one data dir left
+// with the entry is down. It returns the leader, the wiped follower, the third and the
+// entry's index.
+func (c *simCluster) lastCopyWiped(old bool) (l *simNode, wiped, lags string, index uint64) {
+	c.t.Helper()
+	l = c.waitLeader()
+	wiped = c.otherThan(l.id)
+	lags = c.otherThan(l.id, wiped)
+	c.deaf[lags] = true
+	index = c.propose()
+	if !c.runUntil(20*simElectionTicks, func() bool { return c.nodes[wiped].r.commitIndex >= index }) {
+		c.fail("entry %d did not commit on %s and %s", index, l.id, wiped)
+	}
+	c.crash(l.id)
+	c.wipe(wiped)
+	if old {
+		c.old = map[string]bool{wiped: true}
+	}
+	c.restart(wiped)
+	delete(c.deaf, lags)
+	return l, wiped, lags, index
+}
+
 // A member that comes back with an empty disk must not vote as the member it was: an
 // entry committed on the old leader and on that member's lost disk would be lost to a
 // candidate that lacks it, elected with the wiped member's vote.
 func TestWipedMemberCannotVote(t *testing.T) {
 	for _, seed := range seeds(20) {
 		c := newSimCluster(t, seed, 3, 0, faults{})
-		l := c.waitLeader()
-		keeps := c.otherThan(l.id)
-		lags := c.otherThan(l.id, keeps)
-		c.deaf[lags] = true
-		index := c.propose()
-		if !c.runUntil(20*simElectionTicks, func() bool { return c.nodes[keeps].r.commitIndex >= index }) {
-			c.fail("entry %d did not commit on %s and %s", index, l.id, keeps)
-		}
-		c.crash(l.id)
-		c.wipe(keeps)
-		c.restart(keeps)
-		delete(c.deaf, lags)
+		l, keeps, lags, index := c.lastCopyWiped(false)
 		// Only the old leader has the entry: until it is back, no leader may be elected.
 		c.run(50 * simElectionTicks)
 		if ld := c.leader(); ld != nil {
@@ -214,19 +228,7 @@ func TestWipedMajorityOfFirstConfigDoesNotElect(t *testing.T) {
 func TestWipedMemberOnOldBinaryCannotVote(t *testing.T) {
 	for _, seed := range seeds(10) {
 		c := newSimCluster(t, seed, 3, 0, faults{})
-		l := c.waitLeader()
-		keeps := c.otherThan(l.id)
-		lags := c.otherThan(l.id, keeps)
-		c.deaf[lags] = true
-		index := c.propose()
-		if !c.runUntil(20*simElectionTicks, func() bool { return c.nodes[keeps].r.commitIndex >= index }) {
-			c.fail("entry %d did not commit on %s and %s", index, l.id, keeps)
-		}
-		c.crash(l.id)
-		c.wipe(keeps)
-		c.old = map[string]bool{keeps: true}
-		c.restart(keeps)
-		delete(c.deaf, lags)
+		_, _, _, index := c.lastCopyWiped(true)
 		c.run(50 * simElectionTicks)
 		if ld := c.leader(); ld != nil {
 			c.fail("%s was elected while the only data dir with entry %d was down", ld.id, index)
