@@ -65,6 +65,21 @@ func TestWipedMemberCannotVote(t *testing.T) {
 	}
 }
 
+// readdWhileOneIsDown wipes a follower and adds it back, as the README says, while
+// another follower is down (it knows the wiped one by the data dir it lost). It returns
+// the two.
+func (c *simCluster) readdWhileOneIsDown() (wiped, down string) {
+	c.t.Helper()
+	l := c.waitLeader()
+	wiped = c.otherThan(l.id)
+	down = c.otherThan(l.id, wiped)
+	c.crash(down)
+	c.wipe(wiped)
+	c.restart(wiped)
+	c.readdWiped(wiped)
+	return wiped, down
+}
+
 // readdWiped removes the wiped member id and adds it back, as the README says to.
 func (c *simCluster) readdWiped(id string) {
 	c.t.Helper()
@@ -269,13 +284,7 @@ func TestTransferSkipsMemberNotHeardFrom(t *testing.T) {
 func TestReAddedMemberNotToldToReAdd(t *testing.T) {
 	for _, seed := range seeds(5) {
 		c := newSimCluster(t, seed, 5, 0, faults{})
-		l := c.waitLeader()
-		wiped := c.otherThan(l.id)
-		lagging := c.otherThan(l.id, wiped)
-		c.crash(lagging)
-		c.wipe(wiped)
-		c.restart(wiped)
-		c.readdWiped(wiped)
+		wiped, lagging := c.readdWhileOneIsDown()
 		c.run(5 * simElectionTicks)
 		w := c.nodes[wiped]
 		before := len(w.warnings)

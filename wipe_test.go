@@ -387,13 +387,7 @@ func TestWipedServerTakesReAddedLeader(t *testing.T) {
 func TestLaggingMemberTakesReAddedLeader(t *testing.T) {
 	for _, seed := range seeds(10) {
 		c := newSimCluster(t, seed, 5, 0, faults{})
-		l := c.waitLeader()
-		wiped := c.otherThan(l.id)
-		lagging := c.otherThan(l.id, wiped)
-		c.crash(lagging)
-		c.wipe(wiped)
-		c.restart(wiped)
-		c.readdWiped(wiped)
+		wiped, lagging := c.readdWhileOneIsDown()
 		c.leadAs(wiped)
 		for range 10 {
 			c.propose()
