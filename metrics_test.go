@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -283,7 +284,8 @@ func TestMetricsOfRunningCluster(t *testing.T) {
 	}
 }
 
-// A node whose -metrics address is taken does not start: exit 1, and it says why.
+// A node whose -metrics address is taken does not start: exit 1, it says why, and it
+// leaves no data dir behind.
 func TestMetricsAddressTaken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes")
@@ -297,12 +299,16 @@ func TestMetricsAddressTaken(t *testing.T) {
 	_, port, _ := net.SplitHostPort(id)
 	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, raftBinary(t), "-c", id, "-p", port, "-d", t.TempDir(), "-metrics", busy.Addr().String())
+	dir := filepath.Join(t.TempDir(), "data")
+	cmd := exec.CommandContext(ctx, raftBinary(t), "-c", id, "-p", port, "-d", dir, "-metrics", busy.Addr().String())
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != exitFailed || !strings.Contains(string(out), "-metrics "+busy.Addr().String()) ||
 		!strings.Contains(string(out), "address already in use") {
 		t.Fatalf("node with a taken -metrics address: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a failed start left %s (%v)", dir, err)
 	}
 }
 

@@ -133,9 +133,7 @@ type rpcService struct {
 	n      atomic.Pointer[node] // nil while forming
 	store  *storage
 	logger *slog.Logger
-
-	mu     sync.Mutex
-	warned map[string]bool // servers of another -c refused, already logged
+	warned warnOnce // servers of another -c refused, already logged
 }
 
 func newRPCService(n *node) *rpcService {
@@ -158,15 +156,7 @@ func (s *rpcService) Form(req *FormRequest, reply *FormReply) error {
 	m := s.store.Meta()
 	if req.Formation != m.Formation && m.Formation != 0 {
 		reply.Error = fmt.Sprintf("%s refused messages from %s: they were started with another -c or -cluster-token (the -c of %s is %s); a new cluster forms only of members given the same", m.ID, req.From, m.ID, strings.Join(m.Seed, ","))
-		s.mu.Lock()
-		if !s.warned[req.From] && len(s.warned) < 1000 {
-			if s.warned == nil {
-				s.warned = map[string]bool{}
-			}
-			s.warned[req.From] = true
-			s.logger.Warn(reply.Error)
-		}
-		s.mu.Unlock()
+		s.warned.warn(s.logger, req.From, reply.Error)
 		return nil
 	}
 	reply.Incarnation, reply.Config = m.Incarnation, m.Bootstrap

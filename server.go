@@ -74,8 +74,8 @@ type node struct {
 	snapshotting    bool              // a snapshot is being written in the background
 	snapc           chan snapshotDone // where it reports
 
-	clusterMu     sync.Mutex      // serializes learning the cluster id; guards clusterWarned
-	clusterWarned map[string]bool // senders of other clusters already logged
+	clusterMu     sync.Mutex // serializes learning the cluster id
+	clusterWarned warnOnce   // senders of other clusters already logged
 
 	recvMu   sync.Mutex     // guards recv (RPC handlers)
 	recv     *incoming      // a snapshot being received from the leader
@@ -1067,14 +1067,29 @@ func (n *node) checkCluster(cluster uint64, from string, fromLeader bool) error 
 	}
 	err := fmt.Errorf("%s refused messages from %s: it is of cluster %s, and %s of cluster %s (a data dir belongs to one cluster: check -c, -d and -cluster-token)",
 		n.id, from, formatClusterID(cluster), n.id, formatClusterID(mine))
-	if key := from + "/" + formatClusterID(cluster); !n.clusterWarned[key] && len(n.clusterWarned) < 1000 {
-		if n.clusterWarned == nil {
-			n.clusterWarned = map[string]bool{}
-		}
-		n.clusterWarned[key] = true
-		n.logger.Warn(err.Error())
-	}
+	n.clusterWarned.warn(n.logger, from+"/"+formatClusterID(cluster), err.Error())
 	return err
+}
+
+// warnOnce logs a warning once per key: a sender refused over and over (every
+// heartbeat) is logged once. It keeps at most 1000 keys, so a flood of senders cannot
+// grow it.
+type warnOnce struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (w *warnOnce) warn(logger *slog.Logger, key, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen[key] || len(w.seen) >= 1000 {
+		return
+	}
+	if w.seen == nil {
+		w.seen = map[string]bool{}
+	}
+	w.seen[key] = true
+	logger.Warn(msg)
 }
 
 // command runs a client command: through the loop, or forwarded to the leader.
