@@ -837,11 +837,11 @@ func (n *node) apply(e Entry) error {
 	var err error
 	switch e.Type {
 	case EntryNormal:
-		result = n.sm.apply(e.Data)
+		result = n.sm.apply(entryAt{e.Index, e.Term}, e.Data)
 	case EntrySession:
 		c, _ := decodeCommand(e.Data) // checked when it entered the log
 		var at uint64
-		result, at, err = n.sm.applyCommand(e.Index, c)
+		result, at, err = n.sm.applyCommand(entryAt{e.Index, e.Term}, c)
 		if n.sm.err != nil {
 			// A stored message could not be read: stop before printing or answering a
 			// short "Logs [...]".
