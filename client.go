@@ -60,6 +60,8 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
 	case cfg.Command == cmdGencerts:
 		return runGencerts(cfg, stdout, stderr)
+	case cfg.Command == cmdWatch:
+		return runWatch(cfg, stdout, stderr, interrupted())
 	case cfg.Stdin:
 		return c.lines(stdin, stdout)
 	}

@@ -25,11 +25,12 @@ const (
 	cmdTransfer     = "transfer"
 	cmdRead         = "read"
 	cmdStatus       = "status"
+	cmdWatch        = "watch"
 	cmdBench        = "bench"
 	cmdGencerts     = "gencerts" // contacts no server: writes TLS certificates (gencerts.go)
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench, cmdGencerts}
+var clientCommands = []string{cmdClient, cmdRead, cmdWatch, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench, cmdGencerts}
 
 // Exit statuses of the binary.
 const (
@@ -67,6 +68,7 @@ type options struct {
 	from, n uint64
 	size    int
 	mux     bool
+	serial  bool
 
 	// Node and client.
 	tlsCert, tlsKey, tlsCA string
@@ -106,10 +108,12 @@ type clientConfig struct {
 	Servers []string // tried in turn; a leader they name is tried first
 	Timeout time.Duration
 	JSON    bool
-	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends
-	Conc    int    // bench: appends in flight
-	Size    int    // bench: bytes per message
-	Mux     bool   // bench: the appends in flight share one connection per member, batched
+	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends; watch: From (0: the next)
+	// watch: each member serves what it has applied, without asking the leader
+	Serializable bool
+	Conc         int  // bench: appends in flight
+	Size         int  // bench: bytes per message
+	Mux          bool // bench: the appends in flight share one connection per member, batched
 
 	TLS   *tlsKeys // nil: plain TCP
 	Dir   string   // gencerts: where to write
@@ -146,6 +150,9 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C read -m count -S ":9990"                     "Count N", read without appending anything
   raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
   raft -C status -S ":9990"                            role, term, leader, indices, members
+  raft -C watch -S ':9990,:9991,:9992'                 print each message as it commits, from the
+                                                       next one (-from 1: the whole log; -json);
+                                                       survives leader changes; Ctrl-C ends it
   raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
@@ -188,7 +195,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn")
 	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
-	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
+	fs.Uint64Var(&o.from, "from", 1, "read print, watch: the first `message` to show (1-based; watch's default: the next one committed)")
+	fs.BoolVar(&o.serial, "serializable", false, "watch: each member serves the messages it has applied, without asking the leader how far the log is committed (faster, works without a leader, but a member cut off from the others stops delivering)")
 	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
 	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
 	fs.BoolVar(&o.mux, "mux", false, "bench: the appends in flight share one connection to the leader, sent in batches (Raft.Commands), instead of one connection each")
@@ -225,7 +233,7 @@ func printUsage(w io.Writer) {
 }
 
 var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "restore", "cluster-token", "log-format", "log-level", "metrics"}
-var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size", "mux"}
+var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size", "mux", "serializable"}
 
 // nodeConfigFrom validates the node flags.
 func nodeConfigFrom(o options) (nodeConfig, error) {
@@ -304,23 +312,29 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
 	}
-	optionalM := o.command == cmdTransfer || o.command == cmdStatus
+	optionalM := o.command == cmdTransfer || o.command == cmdStatus || o.command == cmdWatch
 	if (!o.set["m"] || o.message == "") && !optionalM {
 		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
 	}
-	if o.command == cmdStatus && o.set["m"] {
-		return clientConfig{}, errors.New("-C status takes no -m")
+	if (o.command == cmdStatus || o.command == cmdWatch) && o.set["m"] {
+		return clientConfig{}, fmt.Errorf("-C %s takes no -m", o.command)
+	}
+	if o.set["serializable"] && o.command != cmdWatch {
+		return clientConfig{}, errors.New("-serializable goes with -C watch")
 	}
 	if o.timeout <= 0 {
 		return clientConfig{}, errors.New("-timeout must be positive")
 	}
-	if (o.set["from"] || o.set["n"]) && !(o.command == cmdRead && o.message == "print") {
-		return clientConfig{}, errors.New("-from and -n go with -C read -m print")
+	if (o.set["from"] || o.set["n"]) && !(o.command == cmdRead && o.message == "print") && !(o.command == cmdWatch && !o.set["n"]) {
+		return clientConfig{}, errors.New("-from and -n go with -C read -m print; -from also with -C watch")
 	}
 	if o.from == 0 {
 		return clientConfig{}, errors.New("-from counts from 1")
 	}
-	cfg := clientConfig{Command: o.command, Message: o.message, Timeout: o.timeout, JSON: o.json, From: o.from, N: o.n}
+	cfg := clientConfig{Command: o.command, Message: o.message, Timeout: o.timeout, JSON: o.json, From: o.from, N: o.n, Serializable: o.serial}
+	if o.command == cmdWatch && !o.set["from"] {
+		cfg.From = 0 // the next message committed
+	}
 	switch {
 	case o.command == cmdClient && o.message == "-":
 		cfg.Stdin, cfg.Message = true, ""

@@ -68,32 +68,39 @@ func (m *machine) total() uint64 { return m.stored.count + uint64(len(m.messages
 // A read error is kept in m.err (the caller stops the node) and yields what was read.
 func (m *machine) slice(from, to uint64) []string {
 	out := make([]string, 0, to-from)
-	m.each(from, to, func(_ entryAt, msg string) { out = append(out, msg) })
+	m.each(from, to, func(_ entryAt, msg string) bool {
+		out = append(out, msg)
+		return true
+	})
 	return out
 }
 
 // each hands messages [from, to) (0-based) and where they are in the log to fn, in
-// order, reading the stored ones from their file. A read error is kept in m.err (the
-// caller stops the node) and ends the walk.
-func (m *machine) each(from, to uint64, fn func(at entryAt, msg string)) {
+// order, until fn returns false, reading the stored ones from their file. A read error
+// is kept in m.err (the caller stops the node) and ends the walk.
+func (m *machine) each(from, to uint64, fn func(at entryAt, msg string) bool) {
 	if from < m.stored.count {
-		if err := m.stored.read(from, min(to, m.stored.count), fn); err != nil && m.err == nil {
+		more, err := m.stored.read(from, min(to, m.stored.count), fn)
+		if err != nil && m.err == nil {
 			m.err = fmt.Errorf("read the messages stored in %s: %w", m.stored.f.Name(), err)
+		}
+		if !more || err != nil {
 			return
 		}
 	}
 	for i := max(from, m.stored.count); i < to; i++ {
-		fn(m.at[i-m.stored.count], m.messages[i-m.stored.count])
+		if !fn(m.at[i-m.stored.count], m.messages[i-m.stored.count]) {
+			return
+		}
 	}
 }
 
-// read hands stored messages [from, to) to fn.
-func (s storedMessages) read(from, to uint64, fn func(at entryAt, msg string)) error {
+// read hands stored messages [from, to) to fn, until fn returns false (more: false).
+func (s storedMessages) read(from, to uint64, fn func(at entryAt, msg string) bool) (more bool, err error) {
 	k := from / storedIndexEvery
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.index[k], s.end-s.index[k]), 64<<10)
 	for i := k * storedIndexEvery; i < to; i++ {
 		var at entryAt
-		var err error
 		if s.format >= 2 {
 			if at.index, err = binary.ReadUvarint(r); err == nil {
 				at.term, err = binary.ReadUvarint(r)
@@ -104,21 +111,21 @@ func (s storedMessages) read(from, to uint64, fn func(at entryAt, msg string)) e
 			size, err = binary.ReadUvarint(r)
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if i < from {
 			_, err = r.Discard(int(size))
 		} else {
 			b := make([]byte, size)
-			if _, err = io.ReadFull(r, b); err == nil {
-				fn(at, string(b))
+			if _, err = io.ReadFull(r, b); err == nil && !fn(at, string(b)) {
+				return false, nil
 			}
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // session is what the machine remembers of one client's last command.
@@ -314,9 +321,10 @@ func encodeMachineTo(w io.Writer, v machineView) (storedMessages, error) {
 	case v.stored.count > 0 && v.stored.format != machineFormat:
 		// Laid out the old way: each is read and written again.
 		i := uint64(0)
-		err := v.stored.read(0, v.stored.count, func(at entryAt, msg string) {
+		_, err := v.stored.read(0, v.stored.count, func(at entryAt, msg string) bool {
 			record(i, at, msg)
 			i++
+			return true
 		})
 		if err != nil {
 			return out, fmt.Errorf("copy the stored messages from %s: %w", v.stored.f.Name(), err)

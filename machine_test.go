@@ -164,11 +164,12 @@ func TestStoredMessages(t *testing.T) {
 				t.Fatalf("%s: messages [%d, %d): got %d of them (%v)", when, from, to, len(got), m.err)
 			}
 			i := int(from)
-			m.each(from, to, func(got entryAt, _ string) {
+			m.each(from, to, func(got entryAt, _ string) bool {
 				if got != at(i) {
 					t.Fatalf("%s: message %d from entry %v, want %v", when, i, got, at(i))
 				}
 				i++
+				return true
 			})
 		}
 		if got := m.logs(uint64(len(want))); got != "Logs ["+strings.Join(want, " ")+"]" {
@@ -290,7 +291,10 @@ func TestMachineFormat1Upgrade(t *testing.T) {
 		t.Helper()
 		var got []entryAt
 		var msgs []string
-		m.each(0, m.total(), func(at entryAt, msg string) { got, msgs = append(got, at), append(msgs, msg) })
+		m.each(0, m.total(), func(at entryAt, msg string) bool {
+			got, msgs = append(got, at), append(msgs, msg)
+			return true
+		})
 		if !slices.Equal(got, want) || !slices.Equal(msgs, []string{"a", "b c", "d\n", "e"}) || m.err != nil {
 			t.Fatalf("%s: %q at %v (%v)", when, msgs, got, m.err)
 		}
