@@ -215,8 +215,10 @@ func runWatch(cfg clientConfig, stdout, stderr io.Writer, stop <-chan struct{}) 
 			continue
 		case err == nil:
 			why[addr] = resp.Error
+		case errors.Is(err, errNotSent):
+			why[addr] = strings.TrimPrefix(err.Error(), errNotSent.Error()+": ") // the dial's error
 		default:
-			why[addr] = err.Error()
+			why[addr] = fmt.Sprintf("lost the connection (%v)", err)
 		}
 		if time.Since(answered) >= cfg.Timeout {
 			var all []string
@@ -251,7 +253,7 @@ func (w *watchClient) poll(addr string, req *WatchRequest, stop <-chan struct{})
 	if conn == nil {
 		nc, err := dialConn(addr, dialTimeout, w.cfg.TLS)
 		if err != nil {
-			return resp, err
+			return resp, fmt.Errorf("%w: %w", errNotSent, err)
 		}
 		conn = rpc.NewClient(nc)
 		w.conns[addr] = conn

@@ -186,3 +186,23 @@ func TestEndToEndWatch(t *testing.T) {
 		t.Fatalf("a watch of the next messages, started after message 32, printed %d lines from message %d (%v):\n%s", len(lines), first.N, err, nextOut)
 	}
 }
+
+// A watch of a cluster that is down gives up after -timeout with status 1, naming every
+// member it asked and why.
+func TestEndToEndWatchDeadCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: runs the binary")
+	}
+	dead := freeAddrs(t, 2)
+	out, err := exec.Command(raftBinary(t), "-C", "watch", "-S", strings.Join(dead, ","), "-timeout", "1s").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailed {
+		t.Fatalf("watch of a dead cluster: %v\n%s", err, out)
+	}
+	last := strings.TrimSpace(string(out))
+	last = last[strings.LastIndex(last, "\n")+1:]
+	for _, addr := range dead {
+		if !strings.Contains(last, addr+": dial tcp "+addr+": connect: connection refused") {
+			t.Fatalf("the last line does not say why %s failed: %s", addr, last)
+		}
+	}
+}
