@@ -71,6 +71,8 @@ type options struct {
 	// Node and client.
 	tlsCert, tlsKey, tlsCA string
 
+	version bool
+
 	set map[string]bool // flags given explicitly
 }
 
@@ -134,6 +136,7 @@ Run a node:
                                            a member of a new cluster started from a backup (a copy
                                            of any member's snap-*.snap); give each member the file
   raft -p 9990 -log-format json            node logs as JSON lines (-log-level debug|info|warn|error)
+  raft -version                            the version: module version, VCS revision and time, Go
 
 Send a command (to any member; a follower forwards it to the leader):
   raft -C clientcommand -m "I like beer." -S ":9990"   append a message
@@ -196,6 +199,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect")
+	fs.BoolVar(&o.version, "version", false, "print the version (module version, VCS revision and time, Go) and exit")
 	return fs
 }
 

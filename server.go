@@ -747,7 +747,7 @@ func (n *node) status() (NodeStatus, error) {
 	}
 	s := <-reply
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion()}
 	id, _ := n.store.ClusterID()
 	st.Cluster = formatClusterID(id)
 	peers := map[string]peerStatus{}
