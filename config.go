@@ -74,6 +74,7 @@ type options struct {
 	version bool
 
 	set map[string]bool // flags given explicitly
+	env map[string]bool // flags not given, whose value came from the environment (env.go)
 }
 
 // nodeConfig is a validated node setup.
@@ -165,6 +166,9 @@ Secure it with mutual TLS (without it, anyone who can reach the port can join an
   raft -c ':9990,:9991,:9992' -p 9990 -tls-cert certs/node.crt -tls-key certs/node.key -tls-ca certs/ca.crt
   raft -C status -S :9990 -tls-cert certs/client.crt -tls-key certs/client.key -tls-ca certs/ca.crt
 
+Environment: RAFT_SERVERS stands for -S, RAFT_TLS_CERT, RAFT_TLS_KEY and RAFT_TLS_CA for
+the TLS flags (a node takes these too); a flag given on the command line wins.
+
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
 
@@ -189,16 +193,16 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
 	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
-	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn")
+	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn (env RAFT_SERVERS)")
 	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
 	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
 	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
 	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
 	fs.BoolVar(&o.mux, "mux", false, "bench: the appends in flight share one connection to the leader, sent in batches (Raft.Commands), instead of one connection each")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
-	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS (env RAFT_TLS_CERT)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert (env RAFT_TLS_KEY)")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect (env RAFT_TLS_CA)")
 	fs.BoolVar(&o.version, "version", false, "print the version (module version, VCS revision and time, Go) and exit")
 	return fs
 }
@@ -217,6 +221,7 @@ func parseOptions(args []string) (options, error) {
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	o.env = applyEnv(fs, o.set, os.Getenv)
 	return o, nil
 }
 
@@ -337,7 +342,7 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		}
 		cfg.Message = addr
 	}
-	servers, err := parseServers(o.servers)
+	servers, err := o.serverList()
 	if err != nil {
 		return clientConfig{}, err
 	}
@@ -365,7 +370,7 @@ func benchConfigFrom(o options) (clientConfig, error) {
 	if cfg.N < 1 || cfg.Size < 1 || cfg.Size > 1<<20 || o.timeout <= 0 {
 		return cfg, errors.New("-C bench: -n, -size (up to 1 MiB) and -timeout must be positive")
 	}
-	servers, err := parseServers(o.servers)
+	servers, err := o.serverList()
 	if err != nil {
 		return cfg, err
 	}
