@@ -56,6 +56,8 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 	switch {
 	case cfg.Command == cmdStatus:
 		return c.status(stdout)
+	case cfg.Command == cmdHealth:
+		return c.health(stdout)
 	case cfg.Command == cmdBench:
 		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
 	case cfg.Command == cmdGencerts:
@@ -378,19 +380,27 @@ func printStatus(w io.Writer, st NodeStatus) {
 	fmt.Fprintln(tw, "MEMBER\tVOTER\tMATCH\tLAG\tLAST CONTACT")
 	for _, m := range st.Members {
 		match, lag, contact := "-", "-", "-"
+		if behind, ok := st.lag(m); ok {
+			match, lag = fmt.Sprint(m.Match), fmt.Sprint(behind)
+		}
 		switch {
 		case m.ID == st.ID:
 			contact = "(this node)"
-			if m.Tracked {
-				match, lag = fmt.Sprint(m.Match), "0"
-			}
 		case m.Tracked:
-			match, lag = fmt.Sprint(m.Match), fmt.Sprint(st.LastIndex-min(m.Match, st.LastIndex))
 			contact = fmt.Sprintf("%dms ago", m.LastContactMs)
 		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", m.ID, m.Voter, match, lag, contact)
 	}
 	tw.Flush()
+}
+
+// lag is how many entries of st's log member m has not acknowledged, as st (a leader)
+// knows; ok is false if st does not know.
+func (st NodeStatus) lag(m MemberStatus) (entries uint64, ok bool) {
+	if !m.Tracked {
+		return 0, false
+	}
+	return st.LastIndex - min(m.Match, st.LastIndex), true
 }
 
 func orDash(s string) string {

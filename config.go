@@ -26,10 +26,11 @@ const (
 	cmdRead         = "read"
 	cmdStatus       = "status"
 	cmdBench        = "bench"
+	cmdHealth       = "health"   // every member's status at once (health.go)
 	cmdGencerts     = "gencerts" // contacts no server: writes TLS certificates (gencerts.go)
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench, cmdGencerts}
+var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdHealth, cmdBench, cmdGencerts}
 
 // Exit statuses of the binary.
 const (
@@ -127,8 +128,9 @@ Run a node:
   raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three, in any order:
                                            a new cluster forms once every one has started)
   raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
-  raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics and
-                                           Go profiles on /debug/pprof/ (see README)
+  raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics, Go profiles
+                                           on /debug/pprof/, and /health (200: the node runs) and
+                                           /ready (200: a member, with a leader, caught up; else 503)
   raft                                     a one-member cluster on :9990; grow it with addserver
                                            (start the new node as a spare: -c ':9990' -p 9991)
   raft -demo                               three members on :9990-:9992 in one terminal, data in
@@ -150,6 +152,8 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C read -m count -S ":9990"                     "Count N", read without appending anything
   raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
   raft -C status -S ":9990"                            role, term, leader, indices, members
+  raft -C health -S ":9990"                            every member, asked at once: role, term, indices,
+                                                       lag behind the leader, who did not answer
   raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
@@ -171,6 +175,7 @@ the TLS flags (a node takes these too); a flag given on the command line wins.
 
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
+health: 0 when exactly one member leads and every member answered, else 1.
 
 Flags:
 `
@@ -183,7 +188,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
-	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics, profiles at /debug/pprof/, and /health and /ready for load balancers (default: off); e.g. 127.0.0.1:9100")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
 	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup: a copy of any member's snap-*.snap); give every member of the new cluster the same file and its -c")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
@@ -313,12 +318,12 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
 	}
-	optionalM := o.command == cmdTransfer || o.command == cmdStatus
+	optionalM := o.command == cmdTransfer || o.command == cmdStatus || o.command == cmdHealth
 	if (!o.set["m"] || o.message == "") && !optionalM {
 		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
 	}
-	if o.command == cmdStatus && o.set["m"] {
-		return clientConfig{}, errors.New("-C status takes no -m")
+	if (o.command == cmdStatus || o.command == cmdHealth) && o.set["m"] {
+		return clientConfig{}, fmt.Errorf("-C %s takes no -m", o.command)
 	}
 	if o.timeout <= 0 {
 		return clientConfig{}, errors.New("-timeout must be positive")
