@@ -58,6 +58,8 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 		return c.status(stdout)
 	case cfg.Command == cmdHealth:
 		return c.health(stdout)
+	case cfg.Command == cmdBackup:
+		return c.backup(stdout)
 	case cfg.Command == cmdBench:
 		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
 	case cfg.Command == cmdGencerts:
@@ -353,11 +355,17 @@ func (c *client) status(stdout io.Writer) int {
 // nodeStatus asks one member for its status.
 func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, error) {
 	var st NodeStatus
+	err := c.invoke(server, "Raft.Status", &StatusRequest{}, &st, wait)
+	return st, err
+}
+
+// invoke makes one call to server and waits for its answer, at most wait.
+func (c *client) invoke(server, method string, args, reply any, wait time.Duration) error {
 	conn, err := c.conn(server, wait)
 	if err != nil {
-		return st, err
+		return err
 	}
-	call := conn.Go("Raft.Status", &StatusRequest{}, &st, make(chan *rpc.Call, 1))
+	call := conn.Go(method, args, reply, make(chan *rpc.Call, 1))
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
@@ -369,7 +377,7 @@ func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, erro
 	if err != nil {
 		c.drop(server)
 	}
-	return st, err
+	return err
 }
 
 // printStatus writes a node's status as a small table for people.

@@ -26,11 +26,12 @@ const (
 	cmdRead         = "read"
 	cmdStatus       = "status"
 	cmdBench        = "bench"
+	cmdBackup       = "backup"   // writes the leader's state to a file (backup.go)
 	cmdHealth       = "health"   // every member's status at once (health.go)
 	cmdGencerts     = "gencerts" // contacts no server: writes TLS certificates (gencerts.go)
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdHealth, cmdBench, cmdGencerts}
+var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdHealth, cmdBackup, cmdBench, cmdGencerts}
 
 // Exit statuses of the binary.
 const (
@@ -136,8 +137,8 @@ Run a node:
   raft -demo                               three members on :9990-:9992 in one terminal, data in
                                            a temporary dir; Ctrl-C stops them and removes it
   raft -c ':9990,:9991,:9992' -p 9990 -restore backup.snap
-                                           a member of a new cluster started from a backup (a copy
-                                           of any member's snap-*.snap); give each member the file
+                                           a member of a new cluster started from a backup (written
+                                           by -C backup); give each member the file
   raft -p 9990 -log-format json            node logs as JSON lines (-log-level debug|info|warn|error)
   raft -version                            the version: module version, VCS revision and time, Go
 
@@ -154,6 +155,8 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C status -S ":9990"                            role, term, leader, indices, members
   raft -C health -S ":9990"                            every member, asked at once: role, term, indices,
                                                        lag behind the leader, who did not answer
+  raft -C backup -m backup.snap -S ":9990"             write the leader's state to a new file (after a
+                                                       read barrier, as read); -restore takes it
   raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
@@ -176,6 +179,7 @@ the TLS flags (a node takes these too); a flag given on the command line wins.
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
 health: 0 when exactly one member leads and every member answered, else 1.
+backup: 0 written, 1 not written (FILE exists, no leader, ...); never 3.
 
 Flags:
 `
@@ -190,14 +194,14 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics, profiles at /debug/pprof/, and /health and /ready for load balancers (default: off); e.g. 127.0.0.1:9100")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
-	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup: a copy of any member's snap-*.snap); give every member of the new cluster the same file and its -c")
+	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup, written by -C backup); give every member of the new cluster the same file and its -c")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the least important node log record written: debug, info, warn or error")
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
-	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
+	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, the server address to add, remove or transfer to, or backup's file)")
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn (env RAFT_SERVERS)")
 	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
 	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
@@ -319,6 +323,9 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
 	}
 	optionalM := o.command == cmdTransfer || o.command == cmdStatus || o.command == cmdHealth
+	if o.command == cmdBackup && (!o.set["m"] || o.message == "") {
+		return clientConfig{}, errors.New("-C backup needs the file to write: -m FILE")
+	}
 	if (!o.set["m"] || o.message == "") && !optionalM {
 		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
 	}
@@ -340,7 +347,7 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		cfg.Stdin, cfg.Message = true, ""
 	case o.command == cmdRead && o.message != "print" && o.message != "count":
 		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %q", o.message)
-	case o.command != cmdClient && o.command != cmdRead && o.message != "":
+	case o.command != cmdClient && o.command != cmdRead && o.command != cmdBackup && o.message != "":
 		addr, err := parseAddress(o.message, false)
 		if err != nil {
 			return clientConfig{}, fmt.Errorf("-m: %w", err)
