@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -302,7 +303,8 @@ func briefly(err error, timeout time.Duration) string {
 
 // printHealth writes the report as a table for people, and a verdict.
 func printHealth(w io.Writer, rep healthReport) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tVOTER\tROLE\tTERM\tCOMMIT\tAPPLIED\tLAST INDEX\tLAG\tVERSION\tERROR")
 	for _, m := range rep.Members {
 		lag := "-"
@@ -316,6 +318,9 @@ func printHealth(w io.Writer, rep healthReport) {
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", m.ID, m.Voter, m.Role, m.Term, m.Commit, m.Applied, m.LastIndex, lag, orDash(m.Version))
 	}
 	tw.Flush()
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " ")) // no padding after the last column
+	}
 	answered := 0
 	for _, m := range rep.Members {
 		if m.Answered {
