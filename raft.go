@@ -304,6 +304,11 @@ type raft struct {
 	snapshot        SnapshotMeta  // the log starts after it
 	pendingSnapshot *SnapshotMeta // installed from the leader, to hand out in Ready
 
+	// The highest commit index a leader has sent this server: how far it must apply to
+	// be caught up (status, for /ready). Its own commit index lags behind it while its
+	// log does.
+	leaderCommit uint64
+
 	votes    map[string]bool      // (pre-)candidate: who answered, and how
 	progress map[string]*progress // leader: every other server it replicates to
 
@@ -788,6 +793,7 @@ func (r *raft) handleAppendEntries(m Message) {
 		return // two leaders in one term cannot happen; don't let a bad peer make it so
 	}
 	r.becomeFollowerOf(m.From)
+	r.leaderCommit = max(r.leaderCommit, m.LeaderCommit)
 	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex, Context: m.Context}
 	if !entriesFollow(m) {
 		return // malformed: entries must be numbered on from PrevLogIndex
@@ -1050,6 +1056,7 @@ func (r *raft) handleHeartbeat(m Message) {
 		return
 	}
 	r.becomeFollowerOf(m.From)
+	r.leaderCommit = max(r.leaderCommit, m.LeaderCommit)
 	// The leader sends min(its commit, our match), so every index up to it is in our log
 	// and matches; it is safe to commit without a log check.
 	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, r.log.lastIndex()))
@@ -1235,6 +1242,10 @@ type status struct {
 	Transferee               string // leader: the server leadership is being handed to
 	Snapshot                 uint64 // the log starts after this index
 	Peers                    []peerStatus
+	// A leader was heard from within the election timeout, or this server leads
+	// (inLease); and the highest commit index it has heard of, its own included.
+	LeaderHeard  bool
+	LeaderCommit uint64
 }
 
 // peerStatus is the leader's view of one other server.
@@ -1248,7 +1259,7 @@ type peerStatus struct {
 func (r *raft) status() status {
 	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
-		Transferee: r.transferee, Snapshot: r.snapshot.Index}
+		Transferee: r.transferee, Snapshot: r.snapshot.Index, LeaderHeard: r.inLease(), LeaderCommit: max(r.leaderCommit, r.commitIndex)}
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})

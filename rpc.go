@@ -68,6 +68,7 @@ type NodeStatus struct {
 	LastIndex     uint64         `json:"last_log_index"`
 	SnapshotIndex uint64         `json:"snapshot_index"`
 	Cluster       string         `json:"cluster_id"`
+	Version       string         `json:"version"` // the node's binary (version.go)
 	Members       []MemberStatus `json:"members"`
 }
 

@@ -107,10 +107,8 @@ func (n *node) watch(req *WatchRequest) WatchResponse {
 			w.deadline = t // time to apply that far
 		}
 	}
-	select {
-	case n.watchc <- w:
-	case <-n.donec:
-		return WatchResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
+	if err := n.inLoop(func() { n.takeWatcher(w) }); err != nil {
+		return WatchResponse{Status: StatusRetry, Error: err.Error()}
 	}
 	select {
 	case resp := <-w.done:
