@@ -209,7 +209,7 @@ func parseOptions(args []string) (options, error) {
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (flags only; quote a message with spaces: -m \"I like beer.\")", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %s (flags only; quote a message with spaces: -m \"I like beer.\")", quote(fs.Arg(0)))
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
@@ -238,11 +238,11 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		return nodeConfig{}, fmt.Errorf("-max-message must be from 1 to %d bytes", maxMsgBytes)
 	}
 	if o.logFmt != "text" && o.logFmt != "json" {
-		return nodeConfig{}, fmt.Errorf("-log-format must be text or json, not %q", o.logFmt)
+		return nodeConfig{}, fmt.Errorf("-log-format must be text or json, not %s", quote(o.logFmt))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nodeConfig{}, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", o.logLevel)
+		return nodeConfig{}, fmt.Errorf("-log-level must be debug, info, warn or error, not %s", quote(o.logLevel))
 	}
 	if o.beat <= 0 || o.election <= 0 {
 		return nodeConfig{}, errors.New("-heartbeat and -election-timeout must be positive")
@@ -250,7 +250,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 	if o.election < 3*o.beat {
 		return nodeConfig{}, fmt.Errorf("-election-timeout %v must be at least three heartbeats (-heartbeat %v), or followers time out on a healthy leader", o.election, o.beat)
 	}
-	self, err := parseAddress(o.port, true)
+	self, err := parseAddress(o.port)
 	if err != nil {
 		return nodeConfig{}, fmt.Errorf("-p: %w", err)
 	}
@@ -267,7 +267,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		return nodeConfig{}, err
 	}
 	if o.metrics != "" {
-		if o.metrics, err = parseAddress(o.metrics, false); err != nil {
+		if o.metrics, err = parseAddress(o.metrics); err != nil {
 			return nodeConfig{}, fmt.Errorf("-metrics: %w", err)
 		}
 	}
@@ -302,7 +302,7 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		return clientConfig{}, errors.New("-size and -mux go with -C bench")
 	}
 	if !slices.Contains(clientCommands, o.command) {
-		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
+		return clientConfig{}, fmt.Errorf("unknown client command -C %s; want one of %s", quote(o.command), strings.Join(clientCommands, ", "))
 	}
 	optionalM := o.command == cmdTransfer || o.command == cmdStatus
 	if (!o.set["m"] || o.message == "") && !optionalM {
@@ -325,9 +325,9 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	case o.command == cmdClient && o.message == "-":
 		cfg.Stdin, cfg.Message = true, ""
 	case o.command == cmdRead && o.message != "print" && o.message != "count":
-		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %q", o.message)
+		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %s", quote(o.message))
 	case o.command != cmdClient && o.command != cmdRead && o.message != "":
-		addr, err := parseAddress(o.message, false)
+		addr, err := parseAddress(o.message)
 		if err != nil {
 			return clientConfig{}, fmt.Errorf("-m: %w", err)
 		}
@@ -354,7 +354,7 @@ func benchConfigFrom(o options) (clientConfig, error) {
 	if o.set["c"] {
 		c, err := strconv.Atoi(o.cluster)
 		if err != nil || c < 1 || c > 10000 {
-			return cfg, fmt.Errorf("-C bench: -c is the number of appends in flight (1 to 10000), not %q", o.cluster)
+			return cfg, fmt.Errorf("-C bench: -c is the number of appends in flight (1 to 10000), not %s", quote(o.cluster))
 		}
 		cfg.Conc = c
 	}
@@ -370,66 +370,81 @@ func benchConfigFrom(o options) (clientConfig, error) {
 	return cfg, err
 }
 
-// parseServers parses -S: members, comma-separated.
+// parseServers parses -S: members, comma-separated; one named twice is tried once.
 func parseServers(s string) ([]string, error) {
-	var servers []string
-	for _, part := range strings.Split(s, ",") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		server, err := parseAddress(part, true)
-		if err != nil {
-			return nil, fmt.Errorf("-S: %w", err)
-		}
-		if !slices.Contains(servers, server) {
-			servers = append(servers, server)
-		}
+	addrs, err := parseAddressList(s)
+	if err != nil {
+		return nil, fmt.Errorf("-S: %w", err)
 	}
-	if len(servers) == 0 {
-		return nil, errors.New("-S: no member to send to")
+	var servers []string
+	for _, a := range addrs {
+		if !slices.Contains(servers, a) {
+			servers = append(servers, a)
+		}
 	}
 	return servers, nil
 }
 
-// parseAddress accepts "host:port" or ":port" and, if barePort, "port" alone
-// (returned as ":port"). The host is kept as written: it is part of the identity.
-func parseAddress(s string, barePort bool) (string, error) {
+// addressForms is how an address may be written, wherever the command line takes one.
+const addressForms = "want a port (9990), :port (:9990) or host:port (127.0.0.1:9990)"
+
+// parseAddress accepts "port", ":port" or "host:port", and returns "host:port" or
+// ":port" (a bare port is ":port"). The host is kept as written: it is part of the
+// identity. The same rule holds for -p, -c, -S, -metrics and the addresses of
+// addserver, removeserver and transfer.
+func parseAddress(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if barePort && !strings.Contains(s, ":") {
-		s = ":" + s
+	if s == "" {
+		return "", fmt.Errorf("empty address: %s", addressForms)
 	}
-	host, port, err := net.SplitHostPort(s)
+	withPort := s
+	if !strings.Contains(s, ":") {
+		if strings.Trim(s, "0123456789") != "" {
+			return "", fmt.Errorf("bad address %s: no port; %s", quote(s), addressForms)
+		}
+		withPort = ":" + s
+	}
+	host, port, err := net.SplitHostPort(withPort)
 	if err != nil {
-		return "", fmt.Errorf("bad address %q: want host:port or :port", s)
+		return "", fmt.Errorf("bad address %s: %s", quote(s), addressForms)
 	}
 	if strings.ContainsAny(host, " ,\t\n") {
-		return "", fmt.Errorf("bad address %q: the host contains a space or comma", s)
+		return "", fmt.Errorf("bad address %s: the host contains a space or comma; %s", quote(s), addressForms)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("bad address %q: port must be a number from 1 to 65535", s)
+		return "", fmt.Errorf("bad address %s: the port must be a number from 1 to 65535; %s", quote(s), addressForms)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
-// parseMembers parses -c: comma-separated addresses, no duplicates.
-func parseMembers(s string) ([]string, error) {
-	var members []string
-	for _, part := range strings.Split(s, ",") {
+// parseAddressList parses comma-separated addresses. An empty entry (",," or a comma
+// at either end) is an error: it is a typo more often than not.
+func parseAddressList(s string) ([]string, error) {
+	var addrs []string
+	for i, part := range strings.Split(s, ",") {
 		if strings.TrimSpace(part) == "" {
-			continue
+			return nil, fmt.Errorf("entry %d of %s is empty: give addresses separated by single commas, e.g. ':9990,:9991'", i+1, quote(s))
 		}
-		addr, err := parseAddress(part, false)
+		addr, err := parseAddress(part)
 		if err != nil {
 			return nil, err
 		}
-		if slices.Contains(members, addr) {
-			return nil, fmt.Errorf("%s is listed twice", addr)
-		}
-		members = append(members, addr)
+		addrs = append(addrs, addr)
 	}
-	if len(members) == 0 {
-		return nil, fmt.Errorf("no members in %q", s)
+	return addrs, nil
+}
+
+// parseMembers parses -c: comma-separated addresses, no duplicates.
+func parseMembers(s string) ([]string, error) {
+	members, err := parseAddressList(s)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range members {
+		if slices.Contains(members[:i], m) {
+			return nil, fmt.Errorf("%s is listed twice", m)
+		}
 	}
 	return members, nil
 }

@@ -1177,21 +1177,21 @@ func checkCommand(req *CommandRequest, maxMessage int) error {
 		}
 	case cmdRead:
 		if req.Message != "print" && req.Message != "count" {
-			return fmt.Errorf("read %q: want print or count", req.Message)
+			return fmt.Errorf("read %s: want print or count", quote(req.Message))
 		}
 	case cmdAddServer, cmdRemoveServer, cmdTransfer:
 		if req.Command == cmdTransfer && req.Message == "" {
 			return nil // to the most up-to-date member
 		}
-		addr, err := parseAddress(req.Message, false)
+		addr, err := parseAddress(req.Message)
 		if err != nil {
 			return err
 		}
 		if addr != req.Message {
-			return fmt.Errorf("address %q is not in canonical form %q", req.Message, addr)
+			return fmt.Errorf("address %s is not in canonical form %q", quote(req.Message), addr)
 		}
 	default:
-		return fmt.Errorf("unknown command %q", req.Command)
+		return fmt.Errorf("unknown command %s", quote(req.Command))
 	}
 	return nil
 }
