@@ -71,7 +71,33 @@ type options struct {
 	// Node and client.
 	tlsCert, tlsKey, tlsCA string
 
-	set map[string]bool // flags given explicitly
+	set     map[string]bool // flags given explicitly
+	flagErr error           // why a flag's value was refused, said better than the flag package does
+}
+
+// durationValue is a duration flag whose error shows what a duration looks like (the
+// flag package says "parse error", and quotes the whole value).
+type durationValue struct {
+	d    *time.Duration
+	name string
+	err  *error // where Set records why it refused a value
+}
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		*v.err = fmt.Errorf("-%s %s: want a duration such as 500ms, 5s or 1m", v.name, quote(s))
+		return *v.err
+	}
+	*v.d = d
+	return nil
 }
 
 // nodeConfig is a validated node setup.
@@ -145,17 +171,23 @@ Send a command (to any member; a follower forwards it to the leader):
                                                        up-to-date member); for planned restarts
   raft -C read -m count -S ":9990"                     "Count N", read without appending anything
   raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
+  raft -C read -m print -json -S ":9990"               {"messages":[...]}: one string per message (all
+                                                       base64, with "encoding":"base64", if one is not UTF-8)
   raft -C status -S ":9990"                            role, term, leader, indices, members
-  raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
+  raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line (an
+                                                       empty line is skipped, said on stderr; a failure
+                                                       names its line, and the client stops there)
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
                                                        own connection), 64-byte messages
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -mux   the same, batched over one connection
+  raft -C bench -S ':9990' -json                       the summary as one JSON object
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
-"not the leader" answers. -json prints one JSON object per result. A retried command
-is applied once (each client run is a session), so the client retries through leader
-changes until -timeout.
+"not the leader" answers. An address is a port (9990), :port or host:port, in every flag.
+-json prints one JSON object per result. A retried command is applied once (each client
+run is a session), so the client retries through leader changes, and while every member
+refuses connections (a cluster being restarted), until -timeout: its whole wait.
 
 Secure it with mutual TLS (without it, anyone who can reach the port can join and send commands):
   raft -C gencerts -d certs                            write a CA and certificates to certs/
@@ -163,7 +195,8 @@ Secure it with mutual TLS (without it, anyone who can reach the port can join an
   raft -C status -S :9990 -tls-cert certs/client.crt -tls-key certs/client.key -tls-ca certs/ca.crt
 
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
-2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
+2 bad usage, 3 outcome unknown (it may have committed: before retrying, check with
+read -m print, or for addserver and removeserver with status).
 
 Flags:
 `
@@ -171,13 +204,17 @@ Flags:
 // flagSet declares every flag, bound to o.
 func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("raft", flag.ContinueOnError)
-	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone); a data dir made with one is started with the same, or with none")
+	durationVar := func(p *time.Duration, name string, value time.Duration, usage string) {
+		*p = value
+		fs.Var(durationValue{d: p, name: name, err: &o.flagErr}, name, usage)
+	}
+	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone); a data dir made with one is started with the same, or with none. bench: the number of appends in flight (64 if not given)")
 	fs.StringVar(&o.port, "p", defaultPort, "this node's `port`: 9990, :9990 or host:9990; it names the node's entry in -c")
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
-	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
-	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	durationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
+	durationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
-	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
+	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`; at most 1 MiB (1048576): a message travels in one AppendEntries, which carries up to 1 MiB of entries, so every request a node reads stays well under its 16 MiB limit")
 	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup: a copy of any member's snap-*.snap); give every member of the new cluster the same file and its -c")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
@@ -185,14 +222,14 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
-	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
+	fs.StringVar(&o.message, "m", "", "the command's `message`: the text to append (- for one per line of stdin), print or count for read, or the address to add, remove or transfer to")
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn")
-	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
+	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object (with every command; see README for the fields)")
 	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
-	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
-	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
+	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0 or not given: all); bench: the number of appends to send (20000 if not given)")
+	fs.IntVar(&o.size, "size", 64, "bench: `bytes` per message")
 	fs.BoolVar(&o.mux, "mux", false, "bench: the appends in flight share one connection to the leader, sent in batches (Raft.Commands), instead of one connection each")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
+	durationVar(&o.timeout, "timeout", 5*time.Second, "client: the whole `time` to wait for the outcome, retrying meanwhile (per message with -m -); durations are written like 500ms, 5s or 1m")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect")
@@ -206,6 +243,9 @@ func parseOptions(args []string) (options, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if o.flagErr != nil {
+			return o, o.flagErr
+		}
 		return o, err
 	}
 	if fs.NArg() > 0 {
@@ -344,9 +384,9 @@ func clientConfigFrom(o options) (clientConfig, error) {
 
 // benchConfigFrom validates -C bench: there -c is the number of appends in flight.
 func benchConfigFrom(o options) (clientConfig, error) {
-	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size, Mux: o.mux}
-	if o.set["m"] || o.set["from"] || o.set["json"] {
-		return cfg, errors.New("-C bench takes -S, -n, -c, -size, -mux and -timeout")
+	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size, Mux: o.mux, JSON: o.json}
+	if o.set["m"] || o.set["from"] {
+		return cfg, errors.New("-C bench takes -S, -n, -c, -size, -mux, -timeout and -json")
 	}
 	if o.set["n"] {
 		cfg.N = o.n

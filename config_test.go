@@ -158,6 +158,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-log-format", "xml"}, "-log-format must be text or json"},
 		{[]string{"-log-level", "loud"}, "-log-level must be debug, info, warn or error"},
 		{[]string{"-C", "status", "-log-level", "debug"}, "-log-level is a node flag"},
+		{[]string{"-C", "status", "-timeout", "1"}, `-timeout "1": want a duration such as 500ms, 5s or 1m`},
+		{[]string{"-heartbeat", "fast"}, `-heartbeat "fast": want a duration such as 500ms, 5s or 1m`},
+		{[]string{"-C", "status", "-timeout", strings.Repeat("9", 1000)}, `-timeout "` + strings.Repeat("9", quoteBytes) + `"... (1000 bytes): want a duration`},
+		{[]string{"-C", "read", "-m", strings.Repeat("p", 5000)}, `not "` + strings.Repeat("p", quoteBytes) + `"... (5000 bytes)`},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
@@ -175,10 +179,17 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("-h exit %d", code)
 	}
-	for _, want := range append(clientCommands, "-c", "-p", "-d", "-S", "-m", "-timeout", "Exit status") {
+	wants := []string{"-c", "-p", "-d", "-S", "-m", "-timeout", "Exit status",
+		"at most 1 MiB", "bench: the number of appends in flight", "-C bench -S ':9990' -json",
+		"read -m print -json", "or for addserver and removeserver with status"}
+	for _, want := range append(clientCommands, wants...) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q", want)
 		}
+	}
+	// -n has no default of 20000 for read print, which prints everything without it.
+	if strings.Contains(stdout.String(), "(default 20000)") {
+		t.Errorf("help says (default 20000)")
 	}
 }
 
