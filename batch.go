@@ -201,7 +201,7 @@ func (b *batcher) sendOnce(q *batchQueue, args *CommandBatch, wait time.Duration
 			err = fmt.Errorf("%s answered %d commands with %d responses", q.addr, len(args.Requests), len(reply.Responses))
 		}
 	case <-timer.C:
-		err = fmt.Errorf("no answer from %s within %v", q.addr, wait+b.grace)
+		err = fmt.Errorf("no answer from %s within %v", q.addr, roundDuration(wait+b.grace))
 	case <-b.stopc:
 		err = errStopping
 	}

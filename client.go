@@ -419,7 +419,7 @@ func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, erro
 	case <-call.Done:
 		err = call.Error
 	case <-timer.C:
-		err = fmt.Errorf("no answer within %v", wait)
+		err = fmt.Errorf("no answer within %v", roundDuration(wait))
 	}
 	if err != nil {
 		c.drop(server)

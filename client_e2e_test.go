@@ -72,6 +72,11 @@ func TestEndToEndClientWaitsTimeout(t *testing.T) {
 		t.Fatalf("-timeout %v took %v", timeout, took)
 	}
 
+	r = c.client("-C", "bench", "-S", silent, "-timeout", "1s")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "cannot ask "+silent+" (no answer within 1s)") || rawDuration.MatchString(r.stderr) {
+		t.Fatalf("bench against a member that never answers: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	r = c.client("-C", "addserver", "-m", "127.0.0.1:1", "-S", silent, "-timeout", "1s")
 	if r.code != exitUnknown || !strings.Contains(r.stderr, "-C status shows the members") || strings.Contains(r.stderr, "read -m print") {
 		t.Fatalf("addserver without an answer: exit %d, stderr %q", r.code, r.stderr)
