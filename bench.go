@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/rpc"
 	"os"
 	"slices"
@@ -137,7 +138,8 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 		}
 		return float64(all[min(int(q*float64(len(all))), len(all)-1)].Microseconds()) / 1000
 	}
-	summary.Ops, summary.Secs, summary.OpsPerSec = done.Load(), secs, float64(done.Load())/secs
+	// Rounded as the summary line has them: nobody reads nanoseconds of a run.
+	summary.Ops, summary.Secs, summary.OpsPerSec = done.Load(), math.Round(secs*1000)/1000, math.Round(float64(done.Load())/secs)
 	summary.P50Ms, summary.P99Ms, summary.Errors = ms(0.50), ms(0.99), failed.Load()
 	if summary.Errors > 0 {
 		summary.Outcome = "failed"

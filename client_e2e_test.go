@@ -142,7 +142,8 @@ func TestEndToEndClientOutput(t *testing.T) {
 		r := c.client("-C", "bench", "-S", addr, "-n", "20", "-c", "2", "-json")
 		var sum benchSummary
 		if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != exitOK || sum.Command != "bench" || sum.Outcome != "ok" ||
-			sum.Ops != 20 || sum.Conc != 2 || sum.Errors != 0 || sum.Mode != "rpc" || sum.OpsPerSec <= 0 {
+			sum.Ops != 20 || sum.Conc != 2 || sum.Errors != 0 || sum.Mode != "rpc" || sum.OpsPerSec <= 0 ||
+			!regexp.MustCompile(`"secs":\d+(\.\d{1,3})?,"ops_per_sec":\d+,`).MatchString(r.stdout) {
 			t.Fatalf("bench -json: exit %d, %q (%v), %q", r.code, r.stdout, err, r.stderr)
 		}
 	})
