@@ -384,11 +384,18 @@ func (c *client) describe(message string) string {
 	return c.cfg.Command
 }
 
-// status asks the first member that answers for its view of the cluster.
+// status asks the first member that answers for its view of the cluster, in the order
+// of -S. All of them together get -timeout.
 func (c *client) status(stdout io.Writer) int {
 	var why []string
+	deadline := time.Now().Add(c.cfg.Timeout)
 	for _, server := range c.cfg.Servers {
-		st, err := c.nodeStatus(server, c.cfg.Timeout)
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			why = append(why, fmt.Sprintf("%s: not asked: -timeout (%v) was up", server, roundDuration(c.cfg.Timeout)))
+			continue
+		}
+		st, err := c.nodeStatus(server, wait)
 		if err != nil {
 			why = append(why, fmt.Sprintf("%s: %v", server, err))
 			continue

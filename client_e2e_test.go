@@ -51,9 +51,9 @@ func silentServer(t *testing.T) string {
 // rawDuration matches a duration printed to the nanosecond, like 2.999999299s.
 var rawDuration = regexp.MustCompile(`\d\.\d{4,}m?s`)
 
-// The client's whole wait is -timeout, also when a member takes the command and never
-// answers; and an addserver whose outcome is unknown points at status, which shows the
-// members.
+// The client's whole wait is -timeout, also when a member takes a command or a status
+// request and never answers; and an addserver whose outcome is unknown points at
+// status, which shows the members.
 func TestEndToEndClientWaitsTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: runs the binary")
@@ -70,6 +70,13 @@ func TestEndToEndClientWaitsTimeout(t *testing.T) {
 	}
 	if took > timeout+overrun {
 		t.Fatalf("-timeout %v took %v", timeout, took)
+	}
+
+	// status asks one member after another, all within -timeout.
+	start = time.Now()
+	r = c.client("-C", "status", "-S", silent+","+silentServer(t), "-timeout", timeout.String())
+	if took := time.Since(start); took > timeout+overrun || r.code != exitFailed || !strings.Contains(r.stderr, "not asked: -timeout (2s) was up") {
+		t.Fatalf("status of two members that never answer: exit %d after %v, stderr %q", r.code, took, r.stderr)
 	}
 
 	r = c.client("-C", "bench", "-S", silent, "-timeout", "1s")
