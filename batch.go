@@ -77,7 +77,7 @@ func (b *batcher) call(addr string, req *CommandRequest) (CommandResponse, error
 	select {
 	case q.items <- it:
 	case <-timer.C:
-		return CommandResponse{}, fmt.Errorf("%w: %s had %d commands queued for %v", errNotSent, addr, cap(q.items), req.Wait+b.grace)
+		return CommandResponse{}, fmt.Errorf("%w: %s had %d commands queued for %v", errNotSent, addr, cap(q.items), roundDuration(req.Wait+b.grace))
 	case <-b.stopc:
 		return CommandResponse{}, fmt.Errorf("%w: %w", errNotSent, errStopping)
 	}
@@ -86,7 +86,7 @@ func (b *batcher) call(addr string, req *CommandRequest) (CommandResponse, error
 		return r.resp, r.err
 	case <-timer.C:
 		// Its batch may still be answered: this caller just stops waiting.
-		return CommandResponse{}, fmt.Errorf("no answer from %s within %v", addr, req.Wait+b.grace)
+		return CommandResponse{}, fmt.Errorf("no answer from %s within %v", addr, roundDuration(req.Wait+b.grace))
 	case <-b.stopc:
 		return CommandResponse{}, errStopping
 	}
@@ -201,7 +201,7 @@ func (b *batcher) sendOnce(q *batchQueue, args *CommandBatch, wait time.Duration
 			err = fmt.Errorf("%s answered %d commands with %d responses", q.addr, len(args.Requests), len(reply.Responses))
 		}
 	case <-timer.C:
-		err = fmt.Errorf("no answer from %s within %v", q.addr, wait+b.grace)
+		err = fmt.Errorf("no answer from %s within %v", q.addr, roundDuration(wait+b.grace))
 	case <-b.stopc:
 		err = errStopping
 	}

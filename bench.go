@@ -11,8 +11,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/rpc"
 	"os"
 	"slices"
@@ -30,6 +32,35 @@ type benchConfig struct {
 	Mux     bool          // workers share a batcher (one connection per member) instead of a connection each
 	Timeout time.Duration // per append
 	TLS     *tlsKeys      // nil: plain TCP
+	JSON    bool          // print the summary as one JSON object
+}
+
+// benchSummary is what -C bench -json prints: the fields of the summary line, with the
+// outcome and error of other -json results.
+type benchSummary struct {
+	Command   string  `json:"command"` // bench
+	Outcome   string  `json:"outcome"` // ok or failed
+	Ops       int64   `json:"ops"`     // appends committed
+	Conc      int     `json:"conc"`
+	Size      int     `json:"size"`
+	Secs      float64 `json:"secs"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	Errors    int64   `json:"errors"` // appends that did not commit
+	Mode      string  `json:"mode"`   // rpc or mux
+	Error     string  `json:"error,omitempty"`
+}
+
+// print writes the summary: one line of key=value pairs, or with -json one JSON object.
+func (s benchSummary) print(stdout io.Writer, asJSON bool) {
+	if asJSON {
+		out, _ := json.Marshal(s)
+		fmt.Fprintf(stdout, "%s\n", out)
+		return
+	}
+	fmt.Fprintf(stdout, "ops=%d conc=%d size=%d secs=%.2f ops_per_sec=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d mode=%s\n",
+		s.Ops, s.Conc, s.Size, s.Secs, s.OpsPerSec, s.P50Ms, s.P99Ms, s.Errors, s.Mode)
 }
 
 // runBench runs the load and returns the exit status.
@@ -43,7 +74,7 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 				return nil, err
 			}
 			return rpc.NewClient(conn), nil
-		}, answerGrace)
+		}, maxAnswerReserve) // so an append waits its -timeout, or up to 250 ms more when under 2.5 s are left
 		defer shared.stop()
 		mode = "mux"
 	}
@@ -51,11 +82,17 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 		return &client{cfg: clientConfig{Command: cmdClient, Servers: cfg.Servers, Timeout: cfg.Timeout, TLS: cfg.TLS}, stderr: io.Discard,
 			session: newSessionID(), conns: map[string]*rpc.Client{}, said: map[string]bool{}, batch: shared}
 	}
+	summary := benchSummary{Command: cmdBench, Outcome: "ok", Conc: cfg.Conc, Size: cfg.Size, Mode: mode}
 	finder := newClient()
+	finder.stderr = stderr // for the note that every member refuses connections
 	lead, err := findLeader(finder, cfg.Timeout)
 	finder.close()
 	if err != nil {
 		fmt.Fprintf(stderr, "raft: bench: %v\n", err)
+		if cfg.JSON {
+			summary.Outcome, summary.Error = "failed", err.Error()
+			summary.print(stdout, true)
+		}
 		return exitFailed
 	}
 	var next, done, failed atomic.Int64
@@ -101,10 +138,16 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 		}
 		return float64(all[min(int(q*float64(len(all))), len(all)-1)].Microseconds()) / 1000
 	}
-	fmt.Fprintf(stdout, "ops=%d conc=%d size=%d secs=%.2f ops_per_sec=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d mode=%s\n",
-		done.Load(), cfg.Conc, cfg.Size, secs, float64(done.Load())/secs, ms(0.50), ms(0.99), failed.Load(), mode)
-	if n := failed.Load(); n > 0 {
-		fmt.Fprintf(stderr, "raft: bench: %d appends did not commit (first: %v)\n", n, firstErr.Load())
+	// Rounded as the summary line has them: nobody reads nanoseconds of a run.
+	summary.Ops, summary.Secs, summary.OpsPerSec = done.Load(), math.Round(secs*1000)/1000, math.Round(float64(done.Load())/secs)
+	summary.P50Ms, summary.P99Ms, summary.Errors = ms(0.50), ms(0.99), failed.Load()
+	if summary.Errors > 0 {
+		summary.Outcome = "failed"
+		summary.Error = fmt.Sprintf("%d appends did not commit (first: %v)", summary.Errors, firstErr.Load())
+	}
+	summary.print(stdout, cfg.JSON)
+	if summary.Errors > 0 {
+		fmt.Fprintf(stderr, "raft: bench: %s\n", summary.Error)
 		return exitFailed
 	}
 	return exitOK
@@ -119,18 +162,27 @@ func benchMessage(worker int, i int64, size int) string {
 	return id + strings.Repeat("x", size-len(id))
 }
 
-// findLeader asks the members for the leader, until one knows.
+// findLeader asks the members for the leader, until one knows. If none does within
+// timeout, the error says what each member answered, or why it could not be asked.
 func findLeader(c *client, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
+	tries := newAttempts()
 	for time.Now().Before(deadline) {
 		for _, s := range c.cfg.Servers {
-			if st, err := c.nodeStatus(s, time.Until(deadline)); err == nil && st.Leader != noLeader {
+			st, err := c.nodeStatus(s, time.Until(deadline))
+			switch {
+			case err != nil:
+				tries.failed(s, fmt.Sprintf("cannot ask %s (%v)", s, err), err)
+			case st.Leader == noLeader:
+				tries.failed(s, fmt.Sprintf("%s knows no leader (%s, term %d)", s, st.Role, st.Term), nil)
+			default:
 				return st.Leader, nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		c.noteRefusals(tries)
+		time.Sleep(min(50*time.Millisecond, time.Until(deadline)))
 	}
-	return "", fmt.Errorf("no leader known to %s within %v", strings.Join(c.cfg.Servers, ","), timeout)
+	return "", fmt.Errorf("no leader found within %v: %v", roundDuration(timeout), tries)
 }
 
 // showProgress writes a line on stderr every second while the bench runs, if stderr is a

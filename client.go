@@ -12,22 +12,38 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/rpc"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 const (
 	minRetryWait = 10 * time.Millisecond
 	maxRetryWait = 50 * time.Millisecond
-	answerGrace  = time.Second // how much longer than its own wait the server may take to answer
+	// The most of its remaining time the client keeps for itself when it tells a member
+	// how long it may take: the answer must still reach the client (through a
+	// forwarding follower, two hops) before -timeout is up.
+	maxAnswerReserve = 250 * time.Millisecond
 )
+
+// serverWait is how long a member may take to answer when the client has remaining
+// left of its -timeout: a tenth less, and at most maxAnswerReserve less. The client
+// itself waits no longer than remaining: its whole wait is -timeout.
+func serverWait(remaining time.Duration) time.Duration {
+	return remaining - min(remaining/10, maxAnswerReserve)
+}
+
+// membershipHint is what to do after an addserver or removeserver whose outcome is unknown.
+const membershipHint = "look before retrying: -C status shows the members"
 
 // client talks to a cluster on behalf of one run of the binary.
 type client struct {
@@ -61,7 +77,7 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 	case cfg.Command == cmdBackup:
 		return c.backup(stdout)
 	case cfg.Command == cmdBench:
-		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
+		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS, JSON: cfg.JSON}, stdout, stderr)
 	case cfg.Command == cmdGencerts:
 		return runGencerts(cfg, stdout, stderr)
 	case cfg.Command == cmdWatch:
@@ -70,7 +86,7 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 		return c.lines(stdin, stdout)
 	}
 	o := c.do(cfg.Message, time.Now().Add(cfg.Timeout))
-	c.report(stdout, cfg.Message, o, false)
+	c.report(stdout, cfg.Message, o, 0)
 	return o.code
 }
 
@@ -87,23 +103,27 @@ func newSessionID() uint64 {
 }
 
 // lines sends one message per line of stdin, each with its own -timeout, and writes one
-// result per line. It stops at the first message that does not commit.
+// result per line. It stops at the first message that does not commit. An empty line
+// cannot be a message: it is skipped, and said so on stderr.
 func (c *client) lines(stdin io.Reader, stdout io.Writer) int {
 	in := bufio.NewScanner(stdin)
 	in.Buffer(make([]byte, 64<<10), 16<<20)
+	line := 0
 	for in.Scan() {
+		line++
 		msg := in.Text()
 		if msg == "" {
-			continue // an empty message cannot be sent
+			fmt.Fprintf(c.stderr, "raft: line %d is empty: skipped (an empty message cannot be sent)\n", line)
+			continue
 		}
 		o := c.do(msg, time.Now().Add(c.cfg.Timeout))
-		c.report(stdout, msg, o, true)
+		c.report(stdout, msg, o, line)
 		if o.code != exitOK {
 			return o.code
 		}
 	}
 	if err := in.Err(); err != nil {
-		fmt.Fprintf(c.stderr, "raft: reading stdin: %v\n", err)
+		fmt.Fprintf(c.stderr, "raft: reading stdin, line %d: %v (a line is at most 16 MiB)\n", line+1, err)
 		return exitFailed
 	}
 	return exitOK
@@ -120,18 +140,18 @@ func (c *client) do(message string, deadline time.Time) outcome {
 		req.Session, req.Seq = c.session, c.seq
 	}
 	wait := minRetryWait
-	why, unknown := "no attempt finished", false
+	tries, unknown := newAttempts(), false
 	for {
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			if unknown {
-				return outcome{code: exitUnknown, why: fmt.Sprintf("no answer within %v: %s; it may have committed", c.cfg.Timeout, why)}
+				return outcome{code: exitUnknown, why: fmt.Sprintf("no answer within %v: %v; it may have committed", roundDuration(c.cfg.Timeout), tries)}
 			}
-			return outcome{code: exitFailed, why: fmt.Sprintf("not committed after %v: %s", c.cfg.Timeout, why)}
+			return outcome{code: exitFailed, why: fmt.Sprintf("not committed after %v: %v", roundDuration(c.cfg.Timeout), tries)}
 		}
-		req.Wait = remaining
+		req.Wait = serverWait(remaining)
 		server := c.target()
-		resp, err := c.call(server, req)
+		resp, err := c.call(server, req, deadline)
 		switch {
 		case errors.As(err, new(certError)):
 			return outcome{code: exitFailed, why: err.Error()} // no retry makes a certificate trusted
@@ -140,14 +160,16 @@ func (c *client) do(message string, deadline time.Time) outcome {
 			// fails), e.g. one that takes only TLS: retrying will not change that.
 			return outcome{code: exitFailed, why: fmt.Sprintf("%s refused it: %v", server, err)}
 		case errors.Is(err, errNotSent):
-			why = fmt.Sprintf("cannot reach %s (%v)", server, err) // err wraps two errors: errors.Unwrap gives nil
+			tries.failed(server, fmt.Sprintf("cannot reach %s (%s)", server, strings.TrimPrefix(err.Error(), errNotSent.Error()+": ")), err)
+			c.noteRefusals(tries)
 			c.moveOn(server)
 		case err != nil:
 			// It may have arrived and committed; only a retry can tell.
-			why = fmt.Sprintf("lost %s after sending (%v)", server, err)
+			why := fmt.Sprintf("lost %s after sending (%v)", server, err)
 			if !retrySafe {
-				return outcome{code: exitUnknown, why: why + "; it may have committed: look before retrying (-C read -m print)"}
+				return outcome{code: exitUnknown, why: why + "; it may have taken effect: " + membershipHint}
 			}
+			tries.failed(server, why, err)
 			unknown = true
 			c.moveOn(server)
 		default:
@@ -161,11 +183,12 @@ func (c *client) do(message string, deadline time.Time) outcome {
 				return outcome{code: exitFailed, resp: resp, why: "refused: " + resp.Error}
 			case StatusUnknown:
 				if !retrySafe {
-					return outcome{code: exitUnknown, resp: resp, why: resp.Error + "; look before retrying (-C read -m print)"}
+					return outcome{code: exitUnknown, resp: resp, why: resp.Error + "; " + membershipHint}
 				}
-				unknown, why = true, resp.Error
+				unknown = true
+				tries.failed(server, resp.Error, nil)
 			case StatusRetry:
-				why = resp.Error
+				tries.failed(server, resp.Error, nil)
 			default:
 				return outcome{code: exitUnknown, resp: resp, why: fmt.Sprintf("%s answered with status %d", server, resp.Status)}
 			}
@@ -204,19 +227,20 @@ func (c *client) note(s string) {
 	}
 }
 
-// call sends one command and waits for the answer. An error wrapping errNotSent means
-// the command certainly never reached the server.
-func (c *client) call(server string, req *CommandRequest) (CommandResponse, error) {
+// call sends one command and waits for the answer until deadline at the latest. An
+// error wrapping errNotSent means the command certainly never reached the server.
+func (c *client) call(server string, req *CommandRequest, deadline time.Time) (CommandResponse, error) {
 	if c.batch != nil {
 		return c.batch.call(server, req)
 	}
 	var resp CommandResponse
-	conn, err := c.conn(server, req.Wait)
+	wait := time.Until(deadline)
+	conn, err := c.conn(server, wait)
 	if err != nil {
 		return resp, fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	call := conn.Go("Raft.Command", req, &resp, make(chan *rpc.Call, 1))
-	timer := time.NewTimer(req.Wait + answerGrace)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-call.Done:
@@ -231,7 +255,7 @@ func (c *client) call(server string, req *CommandRequest) (CommandResponse, erro
 		return resp, call.Error
 	case <-timer.C:
 		c.drop(server)
-		return resp, fmt.Errorf("no answer within %v", req.Wait+answerGrace)
+		return resp, fmt.Errorf("no answer within %v", roundDuration(wait))
 	}
 }
 
@@ -260,17 +284,20 @@ func (c *client) close() {
 	}
 }
 
-// report writes how a command ended: the result and where it committed on stdout (one
-// line for each message in stdin mode), the reason for a failure on stderr; or one JSON
-// object on stdout.
-func (c *client) report(stdout io.Writer, message string, o outcome, oneLine bool) {
+// report writes how a command ended: the result and where it committed on stdout, the
+// reason for a failure on stderr; or one JSON object on stdout. line is the message's
+// line of stdin in stdin mode (0: not in stdin mode), where one line is written for
+// each message.
+func (c *client) report(stdout io.Writer, message string, o outcome, line int) {
+	at := ""
+	if line > 0 {
+		at = fmt.Sprintf("line %d: ", line)
+	}
 	if c.cfg.JSON {
-		j := jsonResult{Command: c.cfg.Command, Message: message, Outcome: [...]string{exitOK: "ok", exitFailed: "failed", exitUnknown: "unknown"}[o.code],
-			Index: o.resp.Index, Term: o.resp.Term, Leader: o.resp.Leader, Result: o.resp.Result, Error: o.why}
-		out, _ := json.Marshal(j)
+		out, _ := json.Marshal(c.jsonResult(message, o, line))
 		fmt.Fprintf(stdout, "%s\n", out)
 		if o.code != exitOK {
-			fmt.Fprintf(c.stderr, "raft: %s: %s\n", c.describe(message), o.why)
+			fmt.Fprintf(c.stderr, "raft: %s%s: %s\n", at, c.describe(message), o.why)
 		}
 		return
 	}
@@ -279,7 +306,7 @@ func (c *client) report(stdout io.Writer, message string, o outcome, oneLine boo
 		if o.code == exitUnknown {
 			prefix = "outcome unknown: "
 		}
-		fmt.Fprintf(c.stderr, "raft: %s%s: %s\n", prefix, c.describe(message), o.why)
+		fmt.Fprintf(c.stderr, "raft: %s%s%s: %s\n", at, prefix, c.describe(message), o.why)
 		return
 	}
 	r := o.resp
@@ -288,9 +315,9 @@ func (c *client) report(stdout io.Writer, message string, o outcome, oneLine boo
 		where = fmt.Sprintf("read at index %d (term %d, leader %s)", r.Index, r.Term, r.Leader)
 	}
 	switch {
-	case oneLine && r.Result != "":
+	case line > 0 && r.Result != "":
 		fmt.Fprintln(stdout, r.Result)
-	case oneLine:
+	case line > 0:
 		fmt.Fprintln(stdout, where)
 	default:
 		if r.Result != "" {
@@ -305,19 +332,49 @@ func (c *client) report(stdout io.Writer, message string, o outcome, oneLine boo
 // jsonResult is what -json prints for a command.
 type jsonResult struct {
 	Command string `json:"command"`
-	Message string `json:"message,omitempty"`
-	Outcome string `json:"outcome"` // ok, failed, unknown
-	Index   uint64 `json:"index,omitempty"`
-	Term    uint64 `json:"term,omitempty"`
-	Leader  string `json:"leader,omitempty"`
-	Result  string `json:"result,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Line    int    `json:"line,omitempty"` // stdin mode: the message's line
+	// The message, cut to its first 40 bytes and "..." if it is longer; then
+	// MessageBytes is its size.
+	Message      string `json:"message,omitempty"`
+	MessageBytes int    `json:"message_bytes,omitempty"`
+	Outcome      string `json:"outcome"` // ok, failed, unknown
+	Index        uint64 `json:"index,omitempty"`
+	Term         uint64 `json:"term,omitempty"`
+	Leader       string `json:"leader,omitempty"`
+	Result       string `json:"result,omitempty"` // read print: in Messages instead
+	// read print: the messages, one string each; if one of them is not valid UTF-8,
+	// every one is base64 (standard, padded) and Encoding says "base64".
+	Messages []string `json:"messages,omitzero"`
+	Encoding string   `json:"encoding,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+func (c *client) jsonResult(message string, o outcome, line int) jsonResult {
+	j := jsonResult{Command: c.cfg.Command, Line: line, Outcome: [...]string{exitOK: "ok", exitFailed: "failed", exitUnknown: "unknown"}[o.code],
+		Index: o.resp.Index, Term: o.resp.Term, Leader: o.resp.Leader, Result: o.resp.Result, Error: o.why}
+	j.Message, j.MessageBytes = clip(message)
+	if c.cfg.Command == cmdRead && message == "print" && o.code == exitOK {
+		j.Result, j.Messages = "", o.resp.Messages
+		if j.Messages == nil {
+			j.Messages = []string{}
+		}
+		if !slices.ContainsFunc(j.Messages, func(m string) bool { return !utf8.ValidString(m) }) {
+			return j
+		}
+		// JSON strings hold only UTF-8: the others would come out with U+FFFD in them.
+		j.Encoding = "base64"
+		j.Messages = make([]string, len(o.resp.Messages))
+		for i, m := range o.resp.Messages {
+			j.Messages[i] = base64.StdEncoding.EncodeToString([]byte(m))
+		}
+	}
+	return j
 }
 
 func (c *client) describe(message string) string {
 	switch c.cfg.Command {
 	case cmdClient:
-		return fmt.Sprintf("message %q", message)
+		return "message " + quote(message)
 	case cmdRead:
 		return "read " + message
 	case cmdAddServer:
@@ -333,11 +390,18 @@ func (c *client) describe(message string) string {
 	return c.cfg.Command
 }
 
-// status asks the first member that answers for its view of the cluster.
+// status asks the first member that answers for its view of the cluster, in the order
+// of -S. All of them together get -timeout.
 func (c *client) status(stdout io.Writer) int {
 	var why []string
+	deadline := time.Now().Add(c.cfg.Timeout)
 	for _, server := range c.cfg.Servers {
-		st, err := c.nodeStatus(server, c.cfg.Timeout)
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			why = append(why, fmt.Sprintf("%s: not asked: -timeout (%v) was up", server, roundDuration(c.cfg.Timeout)))
+			continue
+		}
+		st, err := c.nodeStatus(server, wait)
 		if err != nil {
 			why = append(why, fmt.Sprintf("%s: %v", server, err))
 			continue
@@ -374,7 +438,7 @@ func (c *client) invoke(server, method string, args, reply any, wait time.Durati
 	case <-call.Done:
 		err = call.Error
 	case <-timer.C:
-		err = fmt.Errorf("no answer within %v", wait)
+		err = fmt.Errorf("no answer within %v", roundDuration(wait))
 	}
 	if err != nil {
 		c.drop(server)

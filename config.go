@@ -77,8 +77,34 @@ type options struct {
 
 	version bool
 
-	set map[string]bool // flags given explicitly
-	env map[string]bool // flags not given, whose value came from the environment (env.go)
+	set     map[string]bool // flags given explicitly
+	env     map[string]bool // flags not given, whose value came from the environment (env.go)
+	flagErr error           // why a flag's value was refused, said better than the flag package does
+}
+
+// durationValue is a duration flag whose error shows what a duration looks like (the
+// flag package says "parse error", and quotes the whole value).
+type durationValue struct {
+	d    *time.Duration
+	name string
+	err  *error // where Set records why it refused a value
+}
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		*v.err = fmt.Errorf("-%s %s: want a duration such as 500ms, 5s or 1m", v.name, quote(s))
+		return *v.err
+	}
+	*v.d = d
+	return nil
 }
 
 // nodeConfig is a validated node setup.
@@ -156,6 +182,8 @@ Send a command (to any member; a follower forwards it to the leader):
                                                        up-to-date member); for planned restarts
   raft -C read -m count -S ":9990"                     "Count N", read without appending anything
   raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
+  raft -C read -m print -json -S ":9990"               {"messages":[...]}: one string per message (all
+                                                       base64, with "encoding":"base64", if one is not UTF-8)
   raft -C status -S ":9990"                            role, term, leader, indices, members
   raft -C watch -S ':9990,:9991,:9992'                 print each message as it commits, from the
                                                        next one (-from 1: the whole log; -json);
@@ -164,16 +192,20 @@ Send a command (to any member; a follower forwards it to the leader):
                                                        lag behind the leader, who did not answer
   raft -C backup -m backup.snap -S ":9990"             write the leader's state to a new file (after a
                                                        read barrier, as read); -restore takes it
-  raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
+  raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line (an
+                                                       empty line is skipped, said on stderr; a failure
+                                                       names its line, and the client stops there)
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
                                                        own connection), 64-byte messages
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -mux   the same, batched over one connection
+  raft -C bench -S ':9990' -json                       the summary as one JSON object
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
-"not the leader" answers. -json prints one JSON object per result. A retried command
-is applied once (each client run is a session), so the client retries through leader
-changes until -timeout.
+"not the leader" answers. An address is a port (9990), :port or host:port, in every flag.
+-json prints one JSON object per result. A retried command is applied once (each client
+run is a session), so the client retries through leader changes, and while every member
+refuses connections (a cluster being restarted), until -timeout: its whole wait.
 
 Secure it with mutual TLS (without it, anyone who can reach the port can join and send commands):
   raft -C gencerts -d certs                            write a CA and certificates to certs/
@@ -184,9 +216,11 @@ Environment: RAFT_SERVERS stands for -S, RAFT_TLS_CERT, RAFT_TLS_KEY and RAFT_TL
 the TLS flags (a node takes these too); a flag given on the command line wins.
 
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
-2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
+2 bad usage, 3 outcome unknown (it may have committed: before retrying, check with
+read -m print, or for addserver and removeserver with status).
 health: 0 when exactly one member leads and every member answered, else 1.
 backup: 0 written, 1 not written (FILE exists, no leader, ...); never 3.
+watch: 0 when stopped (Ctrl-C), 1 when no member answered for -timeout.
 
 Flags:
 `
@@ -194,13 +228,17 @@ Flags:
 // flagSet declares every flag, bound to o.
 func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("raft", flag.ContinueOnError)
-	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone); a data dir made with one is started with the same, or with none")
+	durationVar := func(p *time.Duration, name string, value time.Duration, usage string) {
+		*p = value
+		fs.Var(durationValue{d: p, name: name, err: &o.flagErr}, name, usage)
+	}
+	fs.StringVar(&o.cluster, "c", "", "comma-separated `members` of the first configuration, e.g. ':9990,:9991,:9992' (default: this node alone); a data dir made with one is started with the same, or with none. bench: the number of appends in flight (64 if not given)")
 	fs.StringVar(&o.port, "p", defaultPort, "this node's `port`: 9990, :9990 or host:9990; it names the node's entry in -c")
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
-	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
-	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
+	durationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
+	durationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics, profiles at /debug/pprof/, and /health and /ready for load balancers (default: off); e.g. 127.0.0.1:9100")
-	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
+	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`; at most 1 MiB (1048576): a message travels in one AppendEntries, which carries up to 1 MiB of entries, so every request a node reads stays well under its 16 MiB limit")
 	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup, written by -C backup); give every member of the new cluster the same file and its -c")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
@@ -208,15 +246,15 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
-	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, the server address to add, remove or transfer to, or backup's file)")
+	fs.StringVar(&o.message, "m", "", "the command's `message`: the text to append (- for one per line of stdin), print or count for read, the address to add, remove or transfer to, or the file backup writes")
 	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn (env RAFT_SERVERS)")
-	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
+	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object (with every command; see README for the fields)")
 	fs.Uint64Var(&o.from, "from", 1, "read print, watch: the first `message` to show (1-based; watch's default: the next one committed)")
 	fs.BoolVar(&o.serial, "serializable", false, "watch: each member serves the messages it has applied, without asking the leader how far the log is committed (faster, works without a leader, but a member cut off from the others stops delivering)")
-	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
-	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
+	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0 or not given: all); bench: the number of appends to send (20000 if not given)")
+	fs.IntVar(&o.size, "size", 64, "bench: `bytes` per message")
 	fs.BoolVar(&o.mux, "mux", false, "bench: the appends in flight share one connection to the leader, sent in batches (Raft.Commands), instead of one connection each")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
+	durationVar(&o.timeout, "timeout", 5*time.Second, "client: the whole `time` to wait for the outcome, retrying meanwhile (per message with -m -); durations are written like 500ms, 5s or 1m")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS (env RAFT_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert (env RAFT_TLS_KEY)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect (env RAFT_TLS_CA)")
@@ -231,10 +269,13 @@ func parseOptions(args []string) (options, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if o.flagErr != nil {
+			return o, o.flagErr
+		}
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (flags only; quote a message with spaces: -m \"I like beer.\")", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %s (flags only; quote a message with spaces: -m \"I like beer.\")", quote(fs.Arg(0)))
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
@@ -264,11 +305,11 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		return nodeConfig{}, fmt.Errorf("-max-message must be from 1 to %d bytes", maxMsgBytes)
 	}
 	if o.logFmt != "text" && o.logFmt != "json" {
-		return nodeConfig{}, fmt.Errorf("-log-format must be text or json, not %q", o.logFmt)
+		return nodeConfig{}, fmt.Errorf("-log-format must be text or json, not %s", quote(o.logFmt))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nodeConfig{}, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", o.logLevel)
+		return nodeConfig{}, fmt.Errorf("-log-level must be debug, info, warn or error, not %s", quote(o.logLevel))
 	}
 	if o.beat <= 0 || o.election <= 0 {
 		return nodeConfig{}, errors.New("-heartbeat and -election-timeout must be positive")
@@ -276,7 +317,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 	if o.election < 3*o.beat {
 		return nodeConfig{}, fmt.Errorf("-election-timeout %v must be at least three heartbeats (-heartbeat %v), or followers time out on a healthy leader", o.election, o.beat)
 	}
-	self, err := parseAddress(o.port, true)
+	self, err := parseAddress(o.port)
 	if err != nil {
 		return nodeConfig{}, fmt.Errorf("-p: %w", err)
 	}
@@ -293,7 +334,7 @@ func nodeConfigFrom(o options) (nodeConfig, error) {
 		return nodeConfig{}, err
 	}
 	if o.metrics != "" {
-		if o.metrics, err = parseAddress(o.metrics, false); err != nil {
+		if o.metrics, err = parseAddress(o.metrics); err != nil {
 			return nodeConfig{}, fmt.Errorf("-metrics: %w", err)
 		}
 	}
@@ -328,7 +369,7 @@ func clientConfigFrom(o options) (clientConfig, error) {
 		return clientConfig{}, errors.New("-size and -mux go with -C bench")
 	}
 	if !slices.Contains(clientCommands, o.command) {
-		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
+		return clientConfig{}, fmt.Errorf("unknown client command -C %s; want one of %s", quote(o.command), strings.Join(clientCommands, ", "))
 	}
 	optionalM := o.command == cmdTransfer || o.command == cmdStatus || o.command == cmdHealth || o.command == cmdWatch
 	if o.command == cmdBackup && (!o.set["m"] || o.message == "") {
@@ -360,9 +401,9 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	case o.command == cmdClient && o.message == "-":
 		cfg.Stdin, cfg.Message = true, ""
 	case o.command == cmdRead && o.message != "print" && o.message != "count":
-		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %q", o.message)
+		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %s", quote(o.message))
 	case o.command != cmdClient && o.command != cmdRead && o.command != cmdBackup && o.message != "":
-		addr, err := parseAddress(o.message, false)
+		addr, err := parseAddress(o.message)
 		if err != nil {
 			return clientConfig{}, fmt.Errorf("-m: %w", err)
 		}
@@ -379,9 +420,9 @@ func clientConfigFrom(o options) (clientConfig, error) {
 
 // benchConfigFrom validates -C bench: there -c is the number of appends in flight.
 func benchConfigFrom(o options) (clientConfig, error) {
-	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size, Mux: o.mux}
-	if o.set["m"] || o.set["from"] || o.set["json"] {
-		return cfg, errors.New("-C bench takes -S, -n, -c, -size, -mux and -timeout")
+	cfg := clientConfig{Command: cmdBench, Timeout: o.timeout, N: 20000, Conc: 64, Size: o.size, Mux: o.mux, JSON: o.json}
+	if o.set["m"] || o.set["from"] {
+		return cfg, errors.New("-C bench takes -S, -n, -c, -size, -mux, -timeout and -json")
 	}
 	if o.set["n"] {
 		cfg.N = o.n
@@ -389,7 +430,7 @@ func benchConfigFrom(o options) (clientConfig, error) {
 	if o.set["c"] {
 		c, err := strconv.Atoi(o.cluster)
 		if err != nil || c < 1 || c > 10000 {
-			return cfg, fmt.Errorf("-C bench: -c is the number of appends in flight (1 to 10000), not %q", o.cluster)
+			return cfg, fmt.Errorf("-C bench: -c is the number of appends in flight (1 to 10000), not %s", quote(o.cluster))
 		}
 		cfg.Conc = c
 	}
@@ -405,66 +446,81 @@ func benchConfigFrom(o options) (clientConfig, error) {
 	return cfg, err
 }
 
-// parseServers parses -S: members, comma-separated.
+// parseServers parses -S: members, comma-separated; one named twice is tried once.
 func parseServers(s string) ([]string, error) {
-	var servers []string
-	for _, part := range strings.Split(s, ",") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		server, err := parseAddress(part, true)
-		if err != nil {
-			return nil, fmt.Errorf("-S: %w", err)
-		}
-		if !slices.Contains(servers, server) {
-			servers = append(servers, server)
-		}
+	addrs, err := parseAddressList(s)
+	if err != nil {
+		return nil, fmt.Errorf("-S: %w", err)
 	}
-	if len(servers) == 0 {
-		return nil, errors.New("-S: no member to send to")
+	var servers []string
+	for _, a := range addrs {
+		if !slices.Contains(servers, a) {
+			servers = append(servers, a)
+		}
 	}
 	return servers, nil
 }
 
-// parseAddress accepts "host:port" or ":port" and, if barePort, "port" alone
-// (returned as ":port"). The host is kept as written: it is part of the identity.
-func parseAddress(s string, barePort bool) (string, error) {
+// addressForms is how an address may be written, wherever the command line takes one.
+const addressForms = "want a port (9990), :port (:9990) or host:port (127.0.0.1:9990)"
+
+// parseAddress accepts "port", ":port" or "host:port", and returns "host:port" or
+// ":port" (a bare port is ":port"). The host is kept as written: it is part of the
+// identity. The same rule holds for -p, -c, -S, -metrics and the addresses of
+// addserver, removeserver and transfer.
+func parseAddress(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if barePort && !strings.Contains(s, ":") {
-		s = ":" + s
+	if s == "" {
+		return "", fmt.Errorf("empty address: %s", addressForms)
 	}
-	host, port, err := net.SplitHostPort(s)
+	withPort := s
+	if !strings.Contains(s, ":") {
+		if strings.Trim(s, "0123456789") != "" {
+			return "", fmt.Errorf("bad address %s: no port; %s", quote(s), addressForms)
+		}
+		withPort = ":" + s
+	}
+	host, port, err := net.SplitHostPort(withPort)
 	if err != nil {
-		return "", fmt.Errorf("bad address %q: want host:port or :port", s)
+		return "", fmt.Errorf("bad address %s: %s", quote(s), addressForms)
 	}
 	if strings.ContainsAny(host, " ,\t\n") {
-		return "", fmt.Errorf("bad address %q: the host contains a space or comma", s)
+		return "", fmt.Errorf("bad address %s: the host contains a space or comma; %s", quote(s), addressForms)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("bad address %q: port must be a number from 1 to 65535", s)
+		return "", fmt.Errorf("bad address %s: the port must be a number from 1 to 65535; %s", quote(s), addressForms)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
-// parseMembers parses -c: comma-separated addresses, no duplicates.
-func parseMembers(s string) ([]string, error) {
-	var members []string
-	for _, part := range strings.Split(s, ",") {
+// parseAddressList parses comma-separated addresses. An empty entry (",," or a comma
+// at either end) is an error: it is a typo more often than not.
+func parseAddressList(s string) ([]string, error) {
+	var addrs []string
+	for i, part := range strings.Split(s, ",") {
 		if strings.TrimSpace(part) == "" {
-			continue
+			return nil, fmt.Errorf("entry %d of %s is empty: give addresses separated by single commas, e.g. ':9990,:9991'", i+1, quote(s))
 		}
-		addr, err := parseAddress(part, false)
+		addr, err := parseAddress(part)
 		if err != nil {
 			return nil, err
 		}
-		if slices.Contains(members, addr) {
-			return nil, fmt.Errorf("%s is listed twice", addr)
-		}
-		members = append(members, addr)
+		addrs = append(addrs, addr)
 	}
-	if len(members) == 0 {
-		return nil, fmt.Errorf("no members in %q", s)
+	return addrs, nil
+}
+
+// parseMembers parses -c: comma-separated addresses, no duplicates.
+func parseMembers(s string) ([]string, error) {
+	members, err := parseAddressList(s)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range members {
+		if slices.Contains(members[:i], m) {
+			return nil, fmt.Errorf("%s is listed twice", m)
+		}
 	}
 	return members, nil
 }

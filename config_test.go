@@ -8,30 +8,60 @@ import (
 	"testing"
 )
 
+// One rule for every address on the command line: a port, :port or host:port.
 func TestParseAddress(t *testing.T) {
 	cases := []struct {
-		in, want string
-		barePort bool
-		ok       bool
+		in, want string // want "": refused
 	}{
-		{"9990", ":9990", true, true},
-		{":9990", ":9990", true, true},
-		{"localhost:9990", "localhost:9990", true, true},
-		{" 127.0.0.1:9990 ", "127.0.0.1:9990", false, true},
-		{"[::1]:9990", "[::1]:9990", false, true},
-		{":09990", ":9990", false, true},
-		{"9990", "", false, false}, // -m of addserver needs host:port or :port
-		{":0", "", true, false},
-		{":65536", "", true, false},
-		{"host", "", true, false},
-		{"a b:1", "", false, false},
-		{"", "", true, false},
+		{"9990", ":9990"},
+		{":9990", ":9990"},
+		{"localhost:9990", "localhost:9990"},
+		{" 127.0.0.1:9990 ", "127.0.0.1:9990"},
+		{"[::1]:9990", "[::1]:9990"},
+		{":09990", ":9990"},
+		{":0", ""},
+		{":65536", ""},
+		{"65536", ""},
+		{"host", ""},
+		{"::1", ""},
+		{"a b:1", ""},
+		{"", ""},
 	}
 	for _, tc := range cases {
-		got, err := parseAddress(tc.in, tc.barePort)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseAddress(%q, %v) = %q, %v; want %q, ok=%v", tc.in, tc.barePort, got, err, tc.want, tc.ok)
+		got, err := parseAddress(tc.in)
+		if (err == nil) != (tc.want != "") || got != tc.want {
+			t.Errorf("parseAddress(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+		if err != nil && !strings.Contains(err.Error(), "want a port (9990), :port (:9990) or host:port") {
+			t.Errorf("parseAddress(%q): error %q does not show the accepted forms", tc.in, err)
+		}
+	}
+}
+
+// Every command that takes an address takes it the same way, and a list with an
+// empty entry is refused, naming the entry.
+func TestAddressesEverywhere(t *testing.T) {
+	for _, args := range [][]string{
+		{"-C", "addserver", "-m", "9993"},
+		{"-C", "removeserver", "-m", "9993"},
+		{"-C", "transfer", "-m", "9993"},
+	} {
+		o, err := parseOptions(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientConfigFrom(o)
+		if err != nil || cfg.Message != ":9993" {
+			t.Errorf("%q: message %q, %v; want :9993", args, cfg.Message, err)
+		}
+	}
+	o, _ := parseOptions([]string{"-C", "status", "-S", "9990, :9991,127.0.0.1:9992,:9990"})
+	if cfg, err := clientConfigFrom(o); err != nil || strings.Join(cfg.Servers, ",") != ":9990,:9991,127.0.0.1:9992" {
+		t.Errorf("-S: %q, %v", cfg.Servers, err)
+	}
+	o, _ = parseOptions([]string{"-c", "9990,9991", "-p", "9991", "-d", t.TempDir()})
+	if cfg, err := nodeConfigFrom(o); err != nil || cfg.ID != ":9991" || strings.Join(cfg.Bootstrap.Members, ",") != ":9990,:9991" {
+		t.Errorf("-c 9990,9991 -p 9991: %+v, %v", cfg, err)
 	}
 }
 
@@ -104,7 +134,12 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "clientcommand", "-m", "x", "-S", "a:b"}, "-S: bad address"},
 		{[]string{"-C", "clientcommand", "-m", "x", "-timeout", "0s"}, "-timeout must be positive"},
 		{[]string{"-election-timeout", "50ms", "-heartbeat", "30ms"}, "at least three heartbeats"},
-		{[]string{"-metrics", "9100"}, "-metrics: bad address"},
+		{[]string{"-metrics", "localhost"}, "-metrics: bad address \"localhost\": no port; want a port (9990)"},
+		{[]string{"-C", "status", "-S", "nohost"}, "-S: bad address \"nohost\": no port"},
+		{[]string{"-C", "status", "-S", ":1,"}, "-S: entry 2 of \":1,\" is empty"},
+		{[]string{"-c", ":7980,,:7981"}, "-c: entry 2 of \":7980,,:7981\" is empty"},
+		{[]string{"-c", ",:7980"}, "-c: entry 1 of"},
+		{[]string{"-C", "addserver", "-m", "host"}, "-m: bad address \"host\": no port"},
 		{[]string{"-C", "status", "-metrics", ":9100"}, "-metrics is a node flag"},
 		{[]string{"-C", "clientcommand", "-m", "I", "like", "beer."}, `unexpected argument "like"`},
 		{[]string{"-C", "read", "-m", "everything"}, "-m is print or count"},
@@ -112,7 +147,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "clientcommand", "-m", "x", "-from", "2"}, "-from and -n go with -C read -m print"},
 		{[]string{"-C", "read", "-m", "print", "-from", "0"}, "-from counts from 1"},
 		{[]string{"-C", "status", "-m", ":1"}, "takes no -m"},
-		{[]string{"-C", "status", "-S", ":1,,bad:x"}, "-S: bad address"},
+		{[]string{"-C", "status", "-S", ":1,bad:x"}, "-S: bad address"},
 		{[]string{"-json"}, "-json is a client flag"},
 		{[]string{"-C", "bench", "-c", "many"}, "-c is the number of appends in flight"},
 		{[]string{"-C", "bench", "-size", "0"}, "must be positive"},
@@ -127,6 +162,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-C", "watch", "-n", "5"}, "-from also with -C watch"},
 		{[]string{"-C", "watch", "-from", "0"}, "-from counts from 1"},
 		{[]string{"-C", "read", "-m", "count", "-serializable"}, "-serializable goes with -C watch"},
+		{[]string{"-C", "status", "-timeout", "1"}, `-timeout "1": want a duration such as 500ms, 5s or 1m`},
+		{[]string{"-heartbeat", "fast"}, `-heartbeat "fast": want a duration such as 500ms, 5s or 1m`},
+		{[]string{"-C", "status", "-timeout", strings.Repeat("9", 1000)}, `-timeout "` + strings.Repeat("9", quoteBytes) + `"... (1000 bytes): want a duration`},
+		{[]string{"-C", "read", "-m", strings.Repeat("p", 5000)}, `not "` + strings.Repeat("p", quoteBytes) + `"... (5000 bytes)`},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
@@ -144,10 +183,17 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-h"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("-h exit %d", code)
 	}
-	for _, want := range append(clientCommands, "-c", "-p", "-d", "-S", "-m", "-timeout", "Exit status") {
+	wants := []string{"-c", "-p", "-d", "-S", "-m", "-timeout", "Exit status",
+		"at most 1 MiB", "bench: the number of appends in flight", "-C bench -S ':9990' -json",
+		"read -m print -json", "or for addserver and removeserver with status"}
+	for _, want := range append(clientCommands, wants...) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q", want)
 		}
+	}
+	// -n has no default of 20000 for read print, which prints everything without it.
+	if strings.Contains(stdout.String(), "(default 20000)") {
+		t.Errorf("help says (default 20000)")
 	}
 }
 

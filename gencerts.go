@@ -62,7 +62,7 @@ func gencertsConfigFrom(o options) (clientConfig, error) {
 			continue
 		}
 		if net.ParseIP(name) == nil && strings.ContainsAny(name, ":/ \t") {
-			return clientConfig{}, fmt.Errorf("-C gencerts -m: %q is neither a host name nor an IP address (no port)", name)
+			return clientConfig{}, fmt.Errorf("-C gencerts -m: %s is neither a host name nor an IP address (no port)", quote(name))
 		}
 		cfg.Hosts = append(cfg.Hosts, name)
 	}

@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, errors.New("-demo takes no other flag than -p"))
 		}
 		if demoBase, err = strconv.Atoi(strings.TrimPrefix(o.port, ":")); err != nil || demoBase < 1 || demoBase > 65533 {
-			return usageError(stderr, fmt.Errorf("-demo -p: want the first of three ports, not %q", o.port))
+			return usageError(stderr, fmt.Errorf("-demo -p: want the first of three ports, not %s", quote(o.port)))
 		}
 	}
 	var cfg nodeConfig

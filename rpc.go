@@ -98,6 +98,10 @@ type CommandResponse struct {
 	Status      CommandStatus
 	Index, Term uint64 // where it committed
 	Result      string // what applying it printed ("Count 3", "Logs [...]", "Added new peer :9993")
+	// read print: the messages read, one string each, as stored: "Logs [...]" in Result
+	// cannot be split back into messages that hold spaces. (Result still has them for
+	// people, and for clients from before this field.)
+	Messages    []string
 	Leader      string // the leader, if known
 	NotLeader   bool   // the server asked is not the leader (Leader says who is, if known)
 	ForwardedTo string // the server asked forwarded the command to this leader

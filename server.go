@@ -720,29 +720,30 @@ func (n *node) answerReads() error {
 			keep = append(keep, p)
 			continue
 		}
-		result := n.read(p.req)
+		result, messages := n.read(p.req)
 		if n.sm.err != nil {
 			n.readWait = append(keep, p) // unanswered: the node stops, and its client hears so
 			return n.sm.err
 		}
-		p.done <- CommandResponse{Status: StatusOK, Index: n.core.lastApplied, Term: p.term, Leader: n.id, Result: result}
+		p.done <- CommandResponse{Status: StatusOK, Index: n.core.lastApplied, Term: p.term, Leader: n.id, Result: result, Messages: messages}
 	}
 	n.readWait = keep
 	return nil
 }
 
-// read is what a read command answers.
-func (n *node) read(req *CommandRequest) string {
+// read is what a read command answers: its result, and for print the messages.
+func (n *node) read(req *CommandRequest) (string, []string) {
 	total := n.sm.total()
 	if req.Message == "count" {
-		return fmt.Sprintf("Count %d", total)
+		return fmt.Sprintf("Count %d", total), nil
 	}
 	from := min(max(req.From, 1)-1, total)
 	to := total
 	if req.N > 0 {
 		to = min(to, from+req.N)
 	}
-	return "Logs [" + strings.Join(n.sm.slice(from, to), " ") + "]"
+	messages := n.sm.slice(from, to)
+	return "Logs [" + strings.Join(messages, " ") + "]", messages
 }
 
 // status is the node's view of the cluster, for Raft.Status.
@@ -816,7 +817,7 @@ func (n *node) checkTransfers() {
 				Error: fmt.Sprintf("%s did not take over within an election timeout; %s is still the leader", p.req.Message, n.id)}
 		case time.Now().After(p.deadline):
 			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
-				Error: fmt.Sprintf("the transfer to %s did not finish within %v", p.req.Message, p.req.Wait)}
+				Error: fmt.Sprintf("the transfer to %s did not finish within %v", p.req.Message, roundDuration(p.req.Wait))}
 		default:
 			keep = append(keep, p)
 		}
@@ -985,21 +986,21 @@ func (n *node) expireWaiting(now time.Time) {
 			delete(n.pending, index)
 			n.metrics.appendDone(p, false)
 			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
-				Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, p.req.Wait)}
+				Error: fmt.Sprintf("%s appended the command but it did not commit within %v; it may still commit", n.id, roundDuration(p.req.Wait))}
 		}
 	}
 	for server, p := range n.adding {
 		if now.After(p.deadline) {
 			delete(n.adding, server)
 			p.done <- CommandResponse{Status: StatusUnknown, Leader: n.id,
-				Error: fmt.Sprintf("%s is still catching %s up after %v; it may still be added", n.id, server, p.req.Wait)}
+				Error: fmt.Sprintf("%s is still catching %s up after %v; it may still be added", n.id, server, roundDuration(p.req.Wait))}
 		}
 	}
 	for ctx, p := range n.reads {
 		if now.After(p.deadline) {
 			delete(n.reads, ctx)
 			p.done <- CommandResponse{Status: StatusRetry, Leader: n.id,
-				Error: fmt.Sprintf("%s could not confirm with a majority that it still leads within %v", n.id, p.req.Wait)}
+				Error: fmt.Sprintf("%s could not confirm with a majority that it still leads within %v", n.id, roundDuration(p.req.Wait))}
 		}
 	}
 }
@@ -1197,21 +1198,21 @@ func checkCommand(req *CommandRequest, maxMessage int) error {
 		}
 	case cmdRead:
 		if req.Message != "print" && req.Message != "count" {
-			return fmt.Errorf("read %q: want print or count", req.Message)
+			return fmt.Errorf("read %s: want print or count", quote(req.Message))
 		}
 	case cmdAddServer, cmdRemoveServer, cmdTransfer:
 		if req.Command == cmdTransfer && req.Message == "" {
 			return nil // to the most up-to-date member
 		}
-		addr, err := parseAddress(req.Message, false)
+		addr, err := parseAddress(req.Message)
 		if err != nil {
 			return err
 		}
 		if addr != req.Message {
-			return fmt.Errorf("address %q is not in canonical form %q", req.Message, addr)
+			return fmt.Errorf("address %s is not in canonical form %q", quote(req.Message), addr)
 		}
 	default:
-		return fmt.Errorf("unknown command %q", req.Command)
+		return fmt.Errorf("unknown command %s", quote(req.Command))
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ const (
 	maxWatchWait    = 30 * time.Second // the longest a poll waits
 	watchPollWait   = time.Second      // how long the client's polls wait for a new message
 	watchBarrierMax = time.Second      // how long a poll waits to hear from the leader
+	watchGrace      = time.Second      // how much longer than that the client waits for an answer
 )
 
 // WatchRequest is the argument of Raft.Watch.
@@ -257,14 +258,14 @@ func (w *watchClient) poll(addr string, req *WatchRequest, stop <-chan struct{})
 		w.conns[addr] = conn
 	}
 	call := conn.Go("Raft.Watch", req, &resp, make(chan *rpc.Call, 1))
-	timer := time.NewTimer(req.Wait + watchBarrierMax + answerGrace)
+	timer := time.NewTimer(req.Wait + watchBarrierMax + watchGrace)
 	defer timer.Stop()
 	var err error
 	select {
 	case <-call.Done:
 		err = call.Error
 	case <-timer.C:
-		err = fmt.Errorf("no answer within %v", req.Wait+watchBarrierMax+answerGrace)
+		err = fmt.Errorf("no answer within %v", req.Wait+watchBarrierMax+watchGrace)
 	case <-stop:
 		return resp, errStopped
 	}
