@@ -216,7 +216,7 @@ func TestSnapshotStreamResumes(t *testing.T) {
 	f := &node{id: ln.Addr().String(), dir: followerDir, recvc: make(chan Message, 1), donec: make(chan struct{})}
 	srv := rpc.NewServer()
 	srv.RegisterName("Raft", &flakySnapshots{n: f, lose: map[int]bool{2: true, 4: true}})
-	go srv.Accept(ln)
+	go serveListener(ln, srv)
 
 	failed := make(chan Message, 1)
 	tr := newTransport("a", leaderDir, func(m Message) { failed <- m }, slog.New(slog.DiscardHandler))
