@@ -817,6 +817,10 @@ func (n *node) logTransitions() {
 			n.logger.Warn("lost contact with the leader; asking the others whether an election could succeed (pre-vote)", "leader", n.seen.Leader, "term", s.Term)
 		case s.Leader != noLeader:
 			n.logger.Info("following leader", "leader", s.Leader, "term", s.Term)
+		case n.seen.Role == leader && s.QuorumLost != "":
+			n.logger.Warn("stepped down", "term", s.Term, "why", s.QuorumLost)
+		case n.seen.Role == leader && s.Term > n.seen.Term:
+			n.logger.Info("stepped down", "term", s.Term, "why", fmt.Sprintf("another server campaigns in term %d, later than its %d", s.Term, n.seen.Term))
 		case n.seen.Role == leader:
 			n.logger.Info("stepped down", "term", s.Term)
 		}
