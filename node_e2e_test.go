@@ -4,6 +4,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,5 +44,30 @@ func TestEndToEndStepDownSaysWhy(t *testing.T) {
 		if !strings.Contains(line, id) {
 			t.Fatalf("the step-down does not name %s, not heard from: %s", id, line)
 		}
+	}
+}
+
+// addserver of a server that refuses the leader's messages says why it refused them,
+// not that it did not answer: a running member named by another address than its own,
+// and the member of another cluster.
+func TestEndToEndAddServerRefusedSaysWhy(t *testing.T) {
+	c, members, other := runningCluster(t)
+	lead := c.send(members[0], "x").leader
+	_, port, _ := net.SplitHostPort(members[1])
+	alias := "localhost:" + port
+	r := c.client("-C", "addserver", "-m", alias, "-S", lead, "-timeout", "15s")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "the new server answered, but took none of the leader's messages") ||
+		!strings.Contains(r.stderr, "reached "+members[1]+", which goes by that address") || !strings.Contains(r.stderr, "membership unchanged") {
+		t.Fatalf("addserver %s for the member %s: exit %d, %q", alias, members[1], r.code, r.stderr)
+	}
+
+	c.startWith(other, "-p", other) // a cluster of its own
+	r = c.client("-C", "addserver", "-m", other, "-S", lead, "-timeout", "15s")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "the new server answered, but took none of the leader's messages") ||
+		!strings.Contains(r.stderr, "it is of cluster "+c.status(lead).Cluster) || !strings.Contains(r.stderr, "membership unchanged") {
+		t.Fatalf("addserver of %s, of another cluster: exit %d, %q", other, r.code, r.stderr)
+	}
+	if st := c.status(lead); len(st.Members) != 3 {
+		t.Fatalf("the membership changed: %+v", st.Members)
 	}
 }

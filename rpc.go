@@ -353,6 +353,16 @@ type peer struct {
 	t     *transport
 	queue chan Message
 	down  bool // last attempt failed; logged once per outage
+	// Why the last attempt failed, until one succeeds (nil: it did not fail), and whether
+	// the peer answered, refusing the batch: what the leader tells the client of a
+	// server it could not add.
+	failure atomic.Pointer[peerFailure]
+}
+
+// peerFailure is why messages to a peer did not get through.
+type peerFailure struct {
+	err      error
+	answered bool // the peer answered and refused them (else: no answer)
 }
 
 func (p *peer) run() {
@@ -456,6 +466,7 @@ func messageBytes(m Message) int {
 }
 
 func (p *peer) failed(err error) {
+	p.failure.Store(&peerFailure{err: err, answered: errors.As(err, new(rpc.ServerError))})
 	if !p.down {
 		p.down = true
 		p.t.logger.Warn("peer unreachable; will keep retrying", "peer", p.addr, "err", err)
@@ -463,10 +474,20 @@ func (p *peer) failed(err error) {
 }
 
 func (p *peer) recovered() {
+	p.failure.Store(nil)
 	if p.down {
 		p.down = false
 		p.t.logger.Info("peer reachable again", "peer", p.addr)
 	}
+}
+
+// lastFailure is why messages to addr did not get through the last time, if they have
+// not since (nil: they did, or none were sent). Called by the event loop only.
+func (t *transport) lastFailure(addr string) *peerFailure {
+	if p := t.peers[addr]; p != nil {
+		return p.failure.Load()
+	}
+	return nil
 }
 
 // forward sends a command to the leader and waits for its answer. An error wrapping

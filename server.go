@@ -660,9 +660,18 @@ func (n *node) caughtUp(cu catchUpResult) {
 	p := n.adding[cu.Server]
 	delete(n.adding, cu.Server)
 	if cu.Err != nil {
-		n.logger.Warn("not adding server", "server", cu.Server, "err", cu.Err)
+		err := cu.Err
+		if f := n.trans.lastFailure(cu.Server); f != nil && errors.Is(err, errCatchUpUnreachable) {
+			// The transport knows more than "no answer": say what it was told.
+			if f.answered {
+				err = fmt.Errorf("the new server answered, but took none of the leader's messages: %v; membership unchanged", f.err)
+			} else {
+				err = fmt.Errorf("the new server did not answer (%v); is it running, and reachable at that address? membership unchanged", f.err)
+			}
+		}
+		n.logger.Warn("not adding server", "server", cu.Server, "err", err)
 		if p != nil {
-			p.done <- n.refusal(cu.Err)
+			p.done <- n.refusal(err)
 		}
 		return
 	}
@@ -994,7 +1003,7 @@ func (n *node) deliver(msgs []Message) error {
 	defer timer.Stop()
 	for _, m := range msgs {
 		if m.To != n.id {
-			return fmt.Errorf("message for %s reached %s: check that every member's -c lists the same addresses", m.To, n.id)
+			return fmt.Errorf("a message for %s reached %s, which goes by that address: a server is known by its address exactly as written in its -p and in -c (check that every member's -c lists the same addresses; add or name it as %s)", m.To, n.id, n.id)
 		}
 		if err := checkMessage(m); err != nil {
 			return fmt.Errorf("refused %v from %s: %v", m.Type, m.From, err)
