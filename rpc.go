@@ -255,6 +255,8 @@ type transport struct {
 	snapshotsOut map[string]bool   // followers a snapshot is being sent to
 	conns        map[net.Conn]bool // accepted connections, closed on stop
 	ln           net.Listener
+
+	tlsWarned warnOnce // hosts that opened a TLS handshake with this member without TLS, already logged
 }
 
 func newTransport(id, dir string, report func(Message), logger *slog.Logger) *transport {
