@@ -287,7 +287,7 @@ func TestWALMissingFilesRefused(t *testing.T) {
 		damaged := maps(files)
 		delete(damaged, segmentName(1))
 		setDir(t, dir, damaged)
-		refused(t, dir, "are missing")
+		refused(t, dir, "oldest log segment, "+segmentName(2), "entries 1 to 10 are missing", "cut short at its start")
 	})
 }
 

@@ -4,11 +4,41 @@
 package main
 
 import (
+	"errors"
 	"net"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 )
+
+// refusedStart runs the binary with args, a node that must not start: it must exit 1
+// saying each of want, and leave dir, its data dir, as it was (absent, if it was).
+func refusedStart(t *testing.T, dir string, want []string, args ...string) {
+	t.Helper()
+	var before map[string][]byte
+	if _, err := os.Stat(dir); err == nil {
+		before = dirFiles(t, dir)
+	}
+	r := runRaft(raftBinary(t), args...)
+	if r.code != exitFailed {
+		t.Fatalf("%q: exit %d, want %d; stderr:\n%s", args, r.code, exitFailed, r.stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			t.Fatalf("%q: the error does not say %q:\n%s", args, w, r.stderr)
+		}
+	}
+	if before == nil {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the refused start made %s (%v)", dir, err)
+		}
+	} else if after := dirFiles(t, dir); !reflect.DeepEqual(before, after) {
+		t.Fatalf("the refused start changed %s", dir)
+	}
+}
 
 // A leader that loses its majority says why it stepped down, naming the members it did
 // not hear from.
@@ -69,5 +99,49 @@ func TestEndToEndAddServerRefusedSaysWhy(t *testing.T) {
 	}
 	if st := c.status(lead); len(st.Members) != 3 {
 		t.Fatalf("the membership changed: %+v", st.Members)
+	}
+}
+
+// A data dir whose log was cut short is refused for what it is (a segment cut short or
+// missing), not blamed on a missing snapshot, and says what to do.
+func TestEndToEndTruncatedLogRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	a := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, nil)
+	p := c.startWith(a, "-p", a)
+	for _, msg := range []string{"one", "two"} { // each start opens a new log segment
+		c.send(a, msg)
+		if err := c.stop(a, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if msg == "one" {
+			c.startWith(a, "-p", a)
+		}
+	}
+	first := filepath.Join(p.dir, segmentName(1))
+	whole, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advice := "restore the data dir from a backup, or remove this node from the cluster and add it back with an empty data dir"
+	for _, tc := range []struct {
+		name string
+		cut  func() error
+		says string
+	}{
+		{"first segment deleted", func() error { return os.Remove(first) }, "the log was cut short at its start"},
+		{"first segment emptied", func() error { return os.Truncate(first, 0) }, "the one before it was cut short"},
+		{"first segment cut in a record", func() error { return os.Truncate(first, int64(len(whole)-3)) }, segmentName(1) + " was cut short: it ends in the middle of the record"},
+	} {
+		if err := tc.cut(); err != nil {
+			t.Fatal(err)
+		}
+		t.Log(tc.name)
+		refusedStart(t, p.dir, []string{tc.says, advice}, p.args...)
+		if err := os.WriteFile(first, whole, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
