@@ -4,7 +4,6 @@
 package main
 
 import (
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,8 +31,8 @@ func refusedStart(t *testing.T, dir string, want []string, args ...string) {
 		}
 	}
 	if before == nil {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("the refused start made %s (%v)", dir, err)
+		if _, err := os.Stat(dir); err == nil {
+			t.Fatalf("the refused start made %s", dir)
 		}
 	} else if after := dirFiles(t, dir); !reflect.DeepEqual(before, after) {
 		t.Fatalf("the refused start changed %s", dir)
@@ -144,4 +143,49 @@ func TestEndToEndTruncatedLogRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A node that cannot write its data dir does not start: it says that the data dir cannot
+// be written or made, naming it, exits 1 and changes nothing. (It said "this node takes
+// no more writes", as if it had been running.)
+func TestEndToEndUnwritableDataDirRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	a := freeAddrs(t, 1)[0]
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("not a dir"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	under := filepath.Join(file, "data")
+	refusedStart(t, under, []string{"the data dir " + under + " cannot be made", "the node did not start", "-d"}, "-p", a, "-d", under)
+	if got, _ := os.ReadFile(file); string(got) != "not a dir" {
+		t.Fatalf("the file in the way was changed: %q", got)
+	}
+
+	// A data dir that was written, then made read-only: a read-only bind mount as root
+	// (permissions do not stop root), a dir without write permission otherwise.
+	c := newE2ECluster(t, nil)
+	p := c.startWith(a, "-p", a)
+	c.send(a, "x")
+	if err := c.stop(a, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	says := "(permissions)"
+	if os.Geteuid() == 0 {
+		if err := syscall.Mount(p.dir, p.dir, "", syscall.MS_BIND, ""); err != nil {
+			t.Skipf("cannot bind-mount %s read-only: %v", p.dir, err)
+		}
+		defer syscall.Unmount(p.dir, 0)
+		if err := syscall.Mount(p.dir, p.dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			t.Skipf("cannot remount %s read-only: %v", p.dir, err)
+		}
+		says = "(read-only file system)"
+	} else {
+		if err := os.Chmod(p.dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(p.dir, 0o700)
+	}
+	refusedStart(t, p.dir, []string{"the data dir " + p.dir + " cannot be written " + says, "the node did not start"}, p.args...)
 }

@@ -135,14 +135,14 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 		meta, err := restoreSnapshot(cfg.Restore, cfg.DataDir, cfg.ID, cfg.Bootstrap)
 		if err != nil {
 			closeListeners()
-			return explainStorageError(err)
+			return explainStartError(cfg.DataDir, err)
 		}
 		logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
 	}
 	store, st, snapData, notice, err := openNodeStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap, cfg.ClusterToken)
 	if err != nil {
 		closeListeners()
-		return explainStorageError(err)
+		return explainStartError(cfg.DataDir, err)
 	}
 	defer store.Close()
 	if notice != "" {
@@ -180,7 +180,7 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	restoredConfig(store.Meta(), &st.Snapshot)
 	if err := initClusterID(store, st, cfg); err != nil {
-		return explainStorageError(err)
+		return explainStartError(cfg.DataDir, err)
 	}
 	n := newNode(cfg, st, store, trans, stdout, logger)
 	n.sm = sm
@@ -366,6 +366,25 @@ func explainStorageError(err error) error {
 		return fmt.Errorf("%w: the data dir cannot be written (read-only file system or permissions); this node takes no more writes. Everything it acknowledged is on disk: make the data dir writable and restart it", err)
 	case errors.Is(err, syscall.EIO):
 		return fmt.Errorf("%w: the disk reported an I/O error; this node takes no more writes. Check the disk before restarting it", err)
+	}
+	return err
+}
+
+// explainStartError says what an operator can do about a data dir that a node could not
+// start on. It never ran: it took no writes and answered no one.
+func explainStartError(dir string, err error) error {
+	didNot := "the node did not start"
+	switch {
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w: the data dir %s cannot be written (read-only file system), so %s; make it writable, or give the node another data dir (-d)", err, dir, didNot)
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w: the data dir %s cannot be written (permissions), so %s; make it writable by this user, or give the node another data dir (-d)", err, dir, didNot)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w: the data dir %s cannot be made: part of its path is a file, not a directory, so %s; give the node another data dir (-d)", err, dir, didNot)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return fmt.Errorf("%w: no room to write the data dir %s (disk full, quota or file size limit), so %s; make room and start it again", err, dir, didNot)
+	case errors.Is(err, syscall.EIO):
+		return fmt.Errorf("%w: the disk of the data dir %s reported an I/O error, so %s; check the disk", err, dir, didNot)
 	}
 	return err
 }
