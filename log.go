@@ -245,6 +245,15 @@ func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage
 		}
 	}
 	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
+	if st.Snapshot.Index > 0 {
+		renamed, err := renameHexSnapshot(dir, st.Snapshot)
+		if err != nil {
+			return nil, st, nil, "", err
+		}
+		if renamed != "" {
+			notice = strings.TrimPrefix(notice+"; "+renamed, "; ")
+		}
+	}
 	if err := removeStale(dir, st.Snapshot, true); err != nil {
 		return nil, st, nil, "", err
 	}

@@ -4,10 +4,12 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,4 +190,54 @@ func TestEndToEndUnwritableDataDirRefused(t *testing.T) {
 		defer os.Chmod(p.dir, 0o700)
 	}
 	refusedStart(t, p.dir, []string{"the data dir " + p.dir + " cannot be written " + says, "the node did not start"}, p.args...)
+}
+
+// Snapshot files are named by index and term in decimal, as the log says; a data dir
+// whose snapshot has the hex name older binaries gave it starts, with every message, and
+// the file gets its decimal name.
+func TestEndToEndSnapshotNamesDecimal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	a := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, nil)
+	p := c.startWith(a, "-p", a, "-snapshot-entries", "12")
+	var want []string
+	for i := range 12 {
+		want = append(want, fmt.Sprint("m", i))
+		c.send(a, want[i])
+	}
+	if !p.stderr.waitLine("snapshot written; log compacted") {
+		t.Fatalf("no snapshot taken:\n%s", p.stderr)
+	}
+	index := regexp.MustCompile(`msg="snapshot written; log compacted" node=\S+ index=(\d+)`).FindStringSubmatch(p.stderr.String())
+	st := c.status(a)
+	name := fmt.Sprintf("snap-%s-%d.snap", index[1], st.Term)
+	if fmt.Sprint(st.SnapshotIndex) != index[1] || !fileExists(filepath.Join(p.dir, name)) {
+		t.Fatalf("the log says snapshot %s, status %d; the data dir holds %v, not %s", index[1], st.SnapshotIndex, dirNames(t, p.dir), name)
+	}
+	if err := c.stop(a, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var idx uint64
+	fmt.Sscan(index[1], &idx)
+	hex := hexSnapshotName(SnapshotMeta{Index: idx, Term: st.Term})
+	if err := os.Rename(filepath.Join(p.dir, name), filepath.Join(p.dir, hex)); err != nil {
+		t.Fatal(err)
+	}
+	c.startWith(a, "-p", a, "-snapshot-entries", "12")
+	if r := c.send(a, "print"); !strings.HasPrefix(r.stdout, "Logs ["+strings.Join(want, " ")+" print]") {
+		t.Fatalf("after the restart on a hex-named snapshot, print answered %q", r.stdout)
+	}
+	if !fileExists(filepath.Join(p.dir, name)) || fileExists(filepath.Join(p.dir, hex)) {
+		t.Fatalf("after the restart the data dir holds %v, want %s", dirNames(t, p.dir), name)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	names, err := listDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net/rpc"
 	"os"
 	"path/filepath"
@@ -30,8 +31,49 @@ type SnapshotMeta struct {
 	Machine     int    // how the state machine's bytes are laid out (machineFormat)
 }
 
+// snapshotName is the file of snapshot m, its index and term in decimal, as the logs and
+// status give them.
 func snapshotName(m SnapshotMeta) string {
+	return fmt.Sprintf("snap-%d-%d.snap", m.Index, m.Term)
+}
+
+// hexSnapshotName is the name older binaries gave the file (index and term in hex, 16
+// digits). A data dir opened with its snapshot under it has it renamed (renameHexSnapshot).
+func hexSnapshotName(m SnapshotMeta) string {
 	return fmt.Sprintf("snap-%016x-%016x.snap", m.Index, m.Term)
+}
+
+// snapshotPath is where snapshot m is in dir: under its name, or under its hex name if
+// only that is there (a data dir of an older binary, not yet renamed).
+func snapshotPath(dir string, m SnapshotMeta) string {
+	path := filepath.Join(dir, snapshotName(m))
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if hex := filepath.Join(dir, hexSnapshotName(m)); fileExists(hex) {
+			return hex
+		}
+	}
+	return path
+}
+
+// renameHexSnapshot gives snapshot m its decimal name, durably, if the file has its hex
+// name, and says so ("": it had its name already).
+func renameHexSnapshot(dir string, m SnapshotMeta) (string, error) {
+	path := snapshotPath(dir, m)
+	if filepath.Base(path) == snapshotName(m) {
+		return "", nil
+	}
+	if err := os.Rename(path, filepath.Join(dir, snapshotName(m))); err != nil {
+		return "", fmt.Errorf("rename snapshot %s to its decimal name: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", fmt.Errorf("rename snapshot %s to its decimal name: %w", path, err)
+	}
+	return fmt.Sprintf("%s: renamed to %s (snapshot files are named in decimal now)", path, snapshotName(m)), nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // encodeSnapshotFile lays out a snapshot file.
@@ -114,7 +156,7 @@ func openSnapshotMessages(dir string, meta SnapshotMeta, data []byte, sm *machin
 
 // readSnapshot reads the snapshot described by meta and returns the state machine's bytes.
 func readSnapshot(dir string, meta SnapshotMeta) ([]byte, error) {
-	path := filepath.Join(dir, snapshotName(meta))
+	path := snapshotPath(dir, meta)
 	file, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the log starts after snapshot %d (term %d), which cannot be read: %v; restore the data dir from a backup, or remove the node from the cluster and add it back with an empty one",
@@ -233,7 +275,7 @@ const (
 
 // recvName is where a received snapshot waits until the core takes it.
 func recvName(m SnapshotMeta) string {
-	return fmt.Sprintf("recv-%016x-%016x.snap", m.Index, m.Term)
+	return fmt.Sprintf("recv-%d-%d.snap", m.Index, m.Term)
 }
 
 // sendSnapshot streams the snapshot that m announces to m.To, in the background; one at a
