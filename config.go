@@ -132,7 +132,8 @@ Run a node:
                                            a temporary dir; Ctrl-C stops them and removes it
   raft -c ':9990,:9991,:9992' -p 9990 -restore backup.snap
                                            a member of a new cluster started from a backup (a copy
-                                           of any member's snap-*.snap); give each member the file
+                                           of any member's snap-*.snap); give each member the file;
+                                           restarted with the same file, it starts as it was
   raft -p 9990 -log-format json            node logs as JSON lines (-log-level debug|info|warn|error)
 
 Send a command (to any member; a follower forwards it to the leader):

@@ -104,6 +104,10 @@ type walMeta struct {
 	// -c without incarnations; the first configuration formed stands in for it
 	// (restoredConfig).
 	Restored bool
+	// RestoredFrom is the SHA-256 of the file it was restored from, in hex ("": not
+	// restored, or by a binary that did not record it): started again with the same
+	// -restore, the node starts on the data dir as it is.
+	RestoredFrom string
 }
 
 // logPosition names a log entry.

@@ -133,11 +133,16 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	if cfg.Restore != "" {
 		meta, err := restoreSnapshot(cfg.Restore, cfg.DataDir, cfg.ID, cfg.Bootstrap)
-		if err != nil {
+		switch {
+		case errors.Is(err, errRestoredAlready):
+			// A service that keeps -restore in its command line: a restart is a restart.
+			logger.Info(err.Error() + "; starting on it as it is (-restore can be dropped from the command line)")
+		case err != nil:
 			closeListeners()
 			return explainStartError(cfg.DataDir, err)
+		default:
+			logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
 		}
-		logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
 	}
 	store, st, snapData, notice, err := openNodeStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap, cfg.ClusterToken)
 	if err != nil {

@@ -10,7 +10,9 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -208,15 +210,16 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	if err != nil {
 		return SnapshotMeta{}, fmt.Errorf("-restore: %s is not a usable snapshot: %v", file, err)
 	}
+	sum := sha256.Sum256(raw)
 	if names, err := listDir(dir); err == nil && len(names) > 0 {
-		return SnapshotMeta{}, fmt.Errorf("-restore builds a new data dir, and %s is not empty (move it away, or give another -d)", dir)
+		return SnapshotMeta{}, restoredBefore(file, dir, hex.EncodeToString(sum[:]))
 	}
 	// Built beside it and renamed into place: a restore that fails half-way (a full
 	// disk) leaves no data dir that a later start would take for a new, empty one.
 	tmp := filepath.Clean(dir) + ".restoring"
 	os.RemoveAll(tmp) // what an earlier failed attempt left
 	meta.Config, meta.ConfigIndex = bootstrap, meta.Index
-	if err := buildRestoredDir(tmp, id, bootstrap, meta, data); err != nil {
+	if err := buildRestoredDir(tmp, id, bootstrap, meta, data, hex.EncodeToString(sum[:])); err != nil {
 		os.RemoveAll(tmp)
 		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
 	}
@@ -228,14 +231,38 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	return meta, syncDir(filepath.Dir(filepath.Clean(dir)))
 }
 
-// buildRestoredDir writes a whole data dir at dir whose log starts after snapshot meta.
-func buildRestoredDir(dir, id string, bootstrap Config, meta SnapshotMeta, data []byte) error {
+// errRestoredAlready: the data dir was restored from this very file, by an earlier start
+// with the same command line; the node starts on it as it is.
+var errRestoredAlready = errors.New("the data dir was restored from this file already")
+
+// restoredBefore says why -restore file does not go into dir, which is not empty:
+// errRestoredAlready if dir was restored from that file (whose SHA-256 is sum), else
+// what dir is and what to do.
+func restoredBefore(file, dir, sum string) error {
+	meta, err := peekMeta(dir)
+	switch {
+	case err != nil:
+		return err
+	case meta != nil && meta.RestoredFrom == sum:
+		return fmt.Errorf("%w (%s, sha256 %.12s): %s holds what this node did since", errRestoredAlready, file, sum, dir)
+	case meta != nil && meta.RestoredFrom != "":
+		return fmt.Errorf("-restore %s: the data dir %s was restored from another file (sha256 %.12s, and this one's is %.12s) and holds this node's state since: to start the node on it, drop -restore; to restore %s instead, move the data dir away (or give another -d)",
+			file, dir, meta.RestoredFrom, sum, file)
+	case meta != nil:
+		return fmt.Errorf("-restore %s: the data dir %s is not empty: it holds the state of node %s, and was not restored from this file: to start the node on it, drop -restore; to restore the file, move the data dir away (or give another -d)", file, dir, meta.ID)
+	}
+	return fmt.Errorf("-restore builds a new data dir, and %s is not empty (move it away, or give another -d)", dir)
+}
+
+// buildRestoredDir writes a whole data dir at dir whose log starts after snapshot meta,
+// restored from a file whose SHA-256 is sum.
+func buildRestoredDir(dir, id string, bootstrap Config, meta SnapshotMeta, data []byte, sum string) error {
 	store, _, _, _, err := openStorage(dir, id, bootstrap)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := store.UpdateMeta(func(m *walMeta) { m.Restored = true }); err != nil {
+	if err := store.UpdateMeta(func(m *walMeta) { m.Restored, m.RestoredFrom = true, sum }); err != nil {
 		return err
 	}
 	if err := writeSnapshot(dir, meta, data); err != nil {
