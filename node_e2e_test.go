@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -240,4 +241,50 @@ func dirNames(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return names
+}
+
+// A removed node keeps running (it can be added back as it is), and its status and log
+// say it was removed, by which configuration entry, and what to do. It said "follower,
+// term 1, leader -" as if nothing had happened.
+func TestEndToEndRemovedNodeSaysSo(t *testing.T) {
+	c, members, spare := runningCluster(t)
+	c.send(members[0], "x")
+	sp := c.start(spare)
+	notRemoved := func() {
+		t.Helper()
+		if r := c.client("-C", "status", "-S", spare); r.code != 0 || strings.Contains(r.stdout, "removed") {
+			t.Fatalf("status of %s, not removed: exit %d, %q %q", spare, r.code, r.stdout, r.stderr)
+		}
+	}
+	notRemoved() // a spare never added was not removed
+	if r := c.client("-C", "addserver", "-m", spare, "-S", members[0], "-timeout", "10s"); r.code != 0 {
+		t.Fatalf("addserver: exit %d, %q", r.code, r.stderr)
+	}
+	r := c.client("-C", "removeserver", "-m", spare, "-S", members[1], "-timeout", "10s")
+	if r.code != 0 || r.index == 0 {
+		t.Fatalf("removeserver: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	says := fmt.Sprintf("removed from the cluster by the configuration entry at index %d", r.index)
+	if !sp.stderr.waitLine(says) || !sp.stderr.waitLine("raft -C addserver -m "+spare) {
+		t.Fatalf("the removed node's log does not say %q and how to add it back:\n%s", says, sp.stderr)
+	}
+	if r := c.client("-C", "status", "-S", spare); r.code != 0 || !strings.Contains(r.stdout, says) || !strings.Contains(r.stdout, "add it back with raft -C addserver -m "+spare) {
+		t.Fatalf("status of the removed node: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if st := c.status(spare); st.RemovedAt != uint64(r.index) {
+		t.Fatalf("status -json of the removed node: removed_at %d, want %d", st.RemovedAt, r.index)
+	}
+	// Restarted, it says so again; added back as it is, it is a member once more.
+	if err := c.stop(spare, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.start(spare); !p.stderr.waitLine(says) {
+		t.Fatalf("the removed node, restarted, does not say it was removed:\n%s", p.stderr)
+	}
+	if r := c.client("-C", "addserver", "-m", spare, "-S", members[0], "-timeout", "10s"); r.code != 0 {
+		t.Fatalf("addserver of the removed node: exit %d, %q", r.code, r.stderr)
+	}
+	c.send(spare, "print")
+	c.waitAll(append(slices.Clone(members), spare), " Logs [x print]", 1)
+	notRemoved()
 }

@@ -1252,6 +1252,7 @@ type status struct {
 	Snapshot                 uint64 // the log starts after this index
 	Peers                    []peerStatus
 	QuorumLost               string // why it last stepped down by check-quorum (raft.quorumLost)
+	RemovedAt                uint64 // the configuration entry that removed it (raft.removedAt)
 }
 
 // peerStatus is the leader's view of one other server.
@@ -1265,7 +1266,7 @@ type peerStatus struct {
 func (r *raft) status() status {
 	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
-		Transferee: r.transferee, Snapshot: r.snapshot.Index, QuorumLost: r.quorumLost}
+		Transferee: r.transferee, Snapshot: r.snapshot.Index, QuorumLost: r.quorumLost, RemovedAt: r.removedAt()}
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})

@@ -69,6 +69,8 @@ type NodeStatus struct {
 	SnapshotIndex uint64         `json:"snapshot_index"`
 	Cluster       string         `json:"cluster_id"`
 	Members       []MemberStatus `json:"members"`
+	// The configuration entry that removed this node from the cluster (0: it was not).
+	RemovedAt uint64 `json:"removed_at,omitempty"`
 }
 
 // MemberStatus is a server in the configuration (or being added), as a node sees it.

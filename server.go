@@ -464,7 +464,10 @@ func (n *node) logStart(cfg nodeConfig, st persistentState, formed bool) {
 		msg = "started"
 	}
 	n.logger.Info(msg, append(attrs, "members", s.Config.Members)...)
-	if !s.Config.contains(n.id) {
+	switch {
+	case s.RemovedAt > 0:
+		n.logger.Info(removedNote(n.id, s.RemovedAt))
+	case !s.Config.contains(n.id):
 		n.logger.Info("not a member, so it will not campaign; add it with: raft -C addserver -m " + n.id + " -S <member>")
 	}
 	n.seen = s
@@ -780,7 +783,7 @@ func (n *node) status() (NodeStatus, error) {
 	}
 	s := <-reply
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, RemovedAt: s.RemovedAt}
 	id, _ := n.store.ClusterID()
 	st.Cluster = formatClusterID(id)
 	peers := map[string]peerStatus{}
@@ -859,13 +862,23 @@ func (n *node) logTransitions() {
 		}
 	}
 	if was, is := n.seen.Config.contains(n.id), s.Config.contains(n.id); was != is {
-		if is {
+		switch {
+		case is:
 			n.logger.Info("now a member", "members", s.Config.Members)
-		} else {
+		case s.RemovedAt > 0:
+			n.logger.Info(removedNote(n.id, s.RemovedAt), "members", s.Config.Members)
+		default:
 			n.logger.Info("no longer a member; it will not campaign", "members", s.Config.Members)
 		}
 	}
 	n.seen = s
+}
+
+// removedNote says what a server removed from the cluster by the configuration entry at
+// index at does, and what to do with it. It keeps running, unlike a removed etcd member:
+// its data dir is still good, and adding it back as it is is a plain addserver.
+func removedNote(id string, at uint64) string {
+	return fmt.Sprintf("removed from the cluster by the configuration entry at index %d: it takes no part and will not campaign. It keeps running so that it can be added back as it is (raft -C addserver -m %s -S <member>); to retire it, stop it and delete its data dir", at, id)
 }
 
 // apply applies one committed entry and answers the client waiting for it, if any.
