@@ -94,6 +94,7 @@ type nodeConfig struct {
 	Restore         string     // a snapshot file to build a new data dir from (a backup)
 	LogFormat       string     // "text" or "json"
 	LogLevel        slog.Level // the least important log record written
+	Listening       func()     // if set, called once the node listens on its data dir (-demo waits for it)
 
 	TLS *tlsKeys // nil: plain TCP, open to anyone who can reach the port
 }

@@ -867,13 +867,10 @@ func (c *e2eCluster) status(id string) NodeStatus {
 
 // raft -demo runs three members in one process; they serve, and Ctrl-C stops them and
 // removes their data.
-func TestEndToEndDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test: starts real processes")
-	}
-	bin := raftBinary(t)
-	var base int
-	for base = 20000 + int(time.Now().UnixNano()%20000); ; base += 3 {
+// freeDemoBase finds three free ports in a row for -demo -p, which listens on every
+// interface.
+func freeDemoBase() int {
+	for base := 20000 + int(time.Now().UnixNano()%20000); ; base += 3 {
 		ok := true
 		for i := range 3 {
 			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", base+i))
@@ -884,9 +881,17 @@ func TestEndToEndDemo(t *testing.T) {
 			ln.Close()
 		}
 		if ok {
-			break
+			return base
 		}
 	}
+}
+
+func TestEndToEndDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	bin := raftBinary(t)
+	base := freeDemoBase()
 	out := newLines()
 	cmd := exec.Command(bin, "-demo", "-p", fmt.Sprint(base))
 	cmd.Stdout, cmd.Stderr = out, out

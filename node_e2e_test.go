@@ -288,3 +288,24 @@ func TestEndToEndRemovedNodeSaysSo(t *testing.T) {
 	c.waitAll(append(slices.Clone(members), spare), " Logs [x print]", 1)
 	notRemoved()
 }
+
+// -demo on a port in use fails, saying so, without the "cluster is starting, try:" banner
+// it printed before its members had their ports.
+func TestEndToEndDemoPortInUse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	base := freeDemoBase()
+	busy, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	r := runRaft(raftBinary(t), "-demo", "-p", fmt.Sprint(base))
+	if r.code != exitFailed || !strings.Contains(r.stderr, fmt.Sprintf("listen on :%d", base+1)) || !strings.Contains(r.stderr, "address already in use") {
+		t.Fatalf("-demo with :%d in use: exit %d, stderr:\n%s", base+1, r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout, "try:") || strings.Contains(r.stdout, "is starting") {
+		t.Fatalf("-demo printed its banner though it failed:\n%s", r.stdout)
+	}
+}

@@ -172,6 +172,9 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	go trans.serve(ln, srv)
 	defer trans.stop()
+	if cfg.Listening != nil {
+		cfg.Listening()
+	}
 	forming := store.Meta().Forming != 0
 	if forming {
 		first, ok, err := formCluster(cfg, store, trans, logger, stop)
