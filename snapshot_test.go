@@ -356,10 +356,12 @@ func TestRestoreFailsWhole(t *testing.T) {
 // saying to drop -restore; none of them changes the data dir.
 func TestRestoreIntoUsedDataDir(t *testing.T) {
 	meta := SnapshotMeta{Index: 3, Term: 2, Config: Config{Members: []string{"old:1"}}, Machine: machineFormat}
+	later := meta
+	later.Index++
 	base := t.TempDir()
 	backup, other := filepath.Join(base, "backup.snap"), filepath.Join(base, "other.snap")
-	os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(machineView{messages: []string{"a", "b"}})), 0o600)
-	os.WriteFile(other, encodeSnapshotFile(meta, encodeMachine(machineView{messages: []string{"c"}})), 0o600)
+	os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(machineView{})), 0o600)
+	os.WriteFile(other, encodeSnapshotFile(later, encodeMachine(machineView{})), 0o600)
 	members := Config{Members: []string{"127.0.0.1:1"}}
 	restored, plain := filepath.Join(base, "restored"), filepath.Join(base, "plain")
 	if _, err := restoreSnapshot(backup, restored, members.Members[0], members); err != nil {
