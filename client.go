@@ -56,10 +56,16 @@ func runClient(cfg clientConfig, stdin io.Reader, stdout, stderr io.Writer) int 
 	switch {
 	case cfg.Command == cmdStatus:
 		return c.status(stdout)
+	case cfg.Command == cmdHealth:
+		return c.health(stdout)
+	case cfg.Command == cmdBackup:
+		return c.backup(stdout)
 	case cfg.Command == cmdBench:
 		return runBench(benchConfig{Servers: cfg.Servers, N: int(cfg.N), Conc: cfg.Conc, Size: cfg.Size, Mux: cfg.Mux, Timeout: cfg.Timeout, TLS: cfg.TLS}, stdout, stderr)
 	case cfg.Command == cmdGencerts:
 		return runGencerts(cfg, stdout, stderr)
+	case cfg.Command == cmdWatch:
+		return runWatch(cfg, stdout, stderr, interrupted())
 	case cfg.Stdin:
 		return c.lines(stdin, stdout)
 	}
@@ -351,11 +357,17 @@ func (c *client) status(stdout io.Writer) int {
 // nodeStatus asks one member for its status.
 func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, error) {
 	var st NodeStatus
+	err := c.invoke(server, "Raft.Status", &StatusRequest{}, &st, wait)
+	return st, err
+}
+
+// invoke makes one call to server and waits for its answer, at most wait.
+func (c *client) invoke(server, method string, args, reply any, wait time.Duration) error {
 	conn, err := c.conn(server, wait)
 	if err != nil {
-		return st, err
+		return err
 	}
-	call := conn.Go("Raft.Status", &StatusRequest{}, &st, make(chan *rpc.Call, 1))
+	call := conn.Go(method, args, reply, make(chan *rpc.Call, 1))
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
@@ -367,7 +379,7 @@ func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, erro
 	if err != nil {
 		c.drop(server)
 	}
-	return st, err
+	return err
 }
 
 // printStatus writes a node's status as a small table for people.
@@ -381,19 +393,27 @@ func printStatus(w io.Writer, st NodeStatus) {
 	fmt.Fprintln(tw, "MEMBER\tVOTER\tMATCH\tLAG\tLAST CONTACT")
 	for _, m := range st.Members {
 		match, lag, contact := "-", "-", "-"
+		if behind, ok := st.lag(m); ok {
+			match, lag = fmt.Sprint(m.Match), fmt.Sprint(behind)
+		}
 		switch {
 		case m.ID == st.ID:
 			contact = "(this node)"
-			if m.Tracked {
-				match, lag = fmt.Sprint(m.Match), "0"
-			}
 		case m.Tracked:
-			match, lag = fmt.Sprint(m.Match), fmt.Sprint(st.LastIndex-min(m.Match, st.LastIndex))
 			contact = fmt.Sprintf("%dms ago", m.LastContactMs)
 		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", m.ID, m.Voter, match, lag, contact)
 	}
 	tw.Flush()
+}
+
+// lag is how many entries of st's log member m has not acknowledged, as st (a leader)
+// knows; ok is false if st does not know.
+func (st NodeStatus) lag(m MemberStatus) (entries uint64, ok bool) {
+	if !m.Tracked {
+		return 0, false
+	}
+	return st.LastIndex - min(m.Match, st.LastIndex), true
 }
 
 func orDash(s string) string {

@@ -25,11 +25,14 @@ const (
 	cmdTransfer     = "transfer"
 	cmdRead         = "read"
 	cmdStatus       = "status"
+	cmdWatch        = "watch"
 	cmdBench        = "bench"
+	cmdBackup       = "backup"   // writes the leader's state to a file (backup.go)
+	cmdHealth       = "health"   // every member's status at once (health.go)
 	cmdGencerts     = "gencerts" // contacts no server: writes TLS certificates (gencerts.go)
 )
 
-var clientCommands = []string{cmdClient, cmdRead, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdBench, cmdGencerts}
+var clientCommands = []string{cmdClient, cmdRead, cmdWatch, cmdAddServer, cmdRemoveServer, cmdTransfer, cmdStatus, cmdHealth, cmdBackup, cmdBench, cmdGencerts}
 
 // Exit statuses of the binary.
 const (
@@ -67,11 +70,15 @@ type options struct {
 	from, n uint64
 	size    int
 	mux     bool
+	serial  bool
 
 	// Node and client.
 	tlsCert, tlsKey, tlsCA string
 
+	version bool
+
 	set map[string]bool // flags given explicitly
+	env map[string]bool // flags not given, whose value came from the environment (env.go)
 }
 
 // nodeConfig is a validated node setup.
@@ -107,10 +114,12 @@ type clientConfig struct {
 	Servers []string // tried in turn; a leader they name is tried first
 	Timeout time.Duration
 	JSON    bool
-	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends
-	Conc    int    // bench: appends in flight
-	Size    int    // bench: bytes per message
-	Mux     bool   // bench: the appends in flight share one connection per member, batched
+	From, N uint64 // read print: messages From.. (1-based), at most N (0: all); bench: N appends; watch: From (0: the next)
+	// watch: each member serves what it has applied, without asking the leader
+	Serializable bool
+	Conc         int  // bench: appends in flight
+	Size         int  // bench: bytes per message
+	Mux          bool // bench: the appends in flight share one connection per member, batched
 
 	TLS   *tlsKeys // nil: plain TCP
 	Dir   string   // gencerts: where to write
@@ -125,17 +134,19 @@ Run a node:
   raft -c ':9990,:9991,:9992' -p 9990      one of three members (start all three, in any order:
                                            a new cluster forms once every one has started)
   raft -c ':9990,:9991,:9992' -p ':9993'   a spare: waits, does not campaign, until added
-  raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics and
-                                           Go profiles on /debug/pprof/ (see README)
+  raft -p 9990 -metrics 127.0.0.1:9100     also serve Prometheus metrics on /metrics, Go profiles
+                                           on /debug/pprof/, and /health (200: the node runs) and
+                                           /ready (200: a member, with a leader, caught up; else 503)
   raft                                     a one-member cluster on :9990; grow it with addserver
                                            (start the new node as a spare: -c ':9990' -p 9991)
   raft -demo                               three members on :9990-:9992 in one terminal, data in
                                            a temporary dir; Ctrl-C stops them and removes it
   raft -c ':9990,:9991,:9992' -p 9990 -restore backup.snap
-                                           a member of a new cluster started from a backup (a copy
-                                           of any member's snap-*.snap); give each member the file;
-                                           restarted with the same file, it starts as it was
+                                           a member of a new cluster started from a backup (written
+                                           by -C backup); give each member the file; restarted
+                                           with the same file, it starts as it was
   raft -p 9990 -log-format json            node logs as JSON lines (-log-level debug|info|warn|error)
+  raft -version                            the version: module version, VCS revision and time, Go
 
 Send a command (to any member; a follower forwards it to the leader):
   raft -C clientcommand -m "I like beer." -S ":9990"   append a message
@@ -148,6 +159,13 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C read -m count -S ":9990"                     "Count N", read without appending anything
   raft -C read -m print -from 10 -n 5 -S ":9990"       "Logs [...]" of messages 10 to 14
   raft -C status -S ":9990"                            role, term, leader, indices, members
+  raft -C watch -S ':9990,:9991,:9992'                 print each message as it commits, from the
+                                                       next one (-from 1: the whole log; -json);
+                                                       survives leader changes; Ctrl-C ends it
+  raft -C health -S ":9990"                            every member, asked at once: role, term, indices,
+                                                       lag behind the leader, who did not answer
+  raft -C backup -m backup.snap -S ":9990"             write the leader's state to a new file (after a
+                                                       read barrier, as read); -restore takes it
   raft -C clientcommand -m - -S ":9990" < file         one message per line, one result per line
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -size 64
                                                        load: 20000 appends, 64 in flight (each on its
@@ -164,8 +182,13 @@ Secure it with mutual TLS (without it, anyone who can reach the port can join an
   raft -c ':9990,:9991,:9992' -p 9990 -tls-cert certs/node.crt -tls-key certs/node.key -tls-ca certs/ca.crt
   raft -C status -S :9990 -tls-cert certs/client.crt -tls-key certs/client.key -tls-ca certs/ca.crt
 
+Environment: RAFT_SERVERS stands for -S, RAFT_TLS_CERT, RAFT_TLS_KEY and RAFT_TLS_CA for
+the TLS flags (a node takes these too); a flag given on the command line wins.
+
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: check with print before retrying).
+health: 0 when exactly one member leads and every member answered, else 1.
+backup: 0 written, 1 not written (FILE exists, no leader, ...); never 3.
 
 Flags:
 `
@@ -178,26 +201,28 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "d", "", "data `dir` (default ~/.goraft/<hostname>_<port>); gencerts: the dir to write to")
 	fs.DurationVar(&o.election, "election-timeout", 150*time.Millisecond, "minimum election `timeout`; each election waits a random time between it and twice it")
 	fs.DurationVar(&o.beat, "heartbeat", 30*time.Millisecond, "leader heartbeat `interval`")
-	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics and profiles at /debug/pprof/ (default: off); e.g. 127.0.0.1:9100")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics, profiles at /debug/pprof/, and /health and /ready for load balancers (default: off); e.g. 127.0.0.1:9100")
 	fs.IntVar(&o.maxMsg, "max-message", 1<<20, "the largest client message a node takes, in `bytes`")
-	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup: a copy of any member's snap-*.snap); give every member of the new cluster the same file and its -c")
+	fs.StringVar(&o.restore, "restore", "", "start a new data dir from a snapshot `file` (a backup, written by -C backup); give every member of the new cluster the same file and its -c")
 	fs.StringVar(&o.token, "cluster-token", "", "mixed into the id of a new cluster, which is otherwise named by -c alone: give clusters created on the same addresses different `token`s, and their nodes refuse each other")
 	fs.StringVar(&o.logFmt, "log-format", "text", "node log `format` on stderr: text or json (stdout keeps the Logs/Count lines as they are)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the least important node log record written: debug, info, warn or error")
 	fs.BoolVar(&o.demo, "demo", false, "run a three-node cluster on :9990-:9992 (or -p and the next two ports) in this process, with its data in a temporary dir (Ctrl-C stops it and removes the data)")
 	fs.Uint64Var(&o.snapshot, "snapshot-entries", 100000, "snapshot the state machine and compact the log after this many `entries` (0: never)")
 	fs.StringVar(&o.command, "C", "", "client `command`: "+strings.Join(clientCommands, ", "))
-	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, or the server address to add, remove or transfer to)")
-	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn")
+	fs.StringVar(&o.message, "m", "", "the command's `message` (the text to append, the server address to add, remove or transfer to, or backup's file)")
+	fs.StringVar(&o.servers, "S", ":"+defaultPort, "`members` to send the command to, comma-separated; tried in turn (env RAFT_SERVERS)")
 	fs.BoolVar(&o.json, "json", false, "client: print each result as one JSON object")
-	fs.Uint64Var(&o.from, "from", 1, "read print: the first `message` to show (1-based)")
+	fs.Uint64Var(&o.from, "from", 1, "read print, watch: the first `message` to show (1-based; watch's default: the next one committed)")
+	fs.BoolVar(&o.serial, "serializable", false, "watch: each member serves the messages it has applied, without asking the leader how far the log is committed (faster, works without a leader, but a member cut off from the others stops delivering)")
 	fs.Uint64Var(&o.n, "n", 0, "read print: show at most this many `messages` (0: all); bench: appends to send (default 20000)")
 	fs.IntVar(&o.size, "size", 64, "bench: bytes per `message`")
 	fs.BoolVar(&o.mux, "mux", false, "bench: the appends in flight share one connection to the leader, sent in batches (Raft.Commands), instead of one connection each")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "client: give up after this `long` (retrying while no leader is known)")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert")
-	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS `certificate` (PEM) this node or client presents; with -tls-key and -tls-ca, every connection is mutual TLS (env RAFT_TLS_CERT)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private `key` (PEM) of -tls-cert (env RAFT_TLS_KEY)")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA `certificate` (PEM): only members and clients with a certificate it signed may connect (env RAFT_TLS_CA)")
+	fs.BoolVar(&o.version, "version", false, "print the version (module version, VCS revision and time, Go) and exit")
 	return fs
 }
 
@@ -215,6 +240,7 @@ func parseOptions(args []string) (options, error) {
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	o.env = applyEnv(fs, o.set, os.Getenv)
 	return o, nil
 }
 
@@ -227,7 +253,7 @@ func printUsage(w io.Writer) {
 }
 
 var nodeOnlyFlags = []string{"c", "p", "d", "election-timeout", "heartbeat", "snapshot-entries", "max-message", "restore", "cluster-token", "log-format", "log-level", "metrics"}
-var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size", "mux"}
+var clientOnlyFlags = []string{"m", "S", "timeout", "json", "from", "n", "size", "mux", "serializable"}
 
 // nodeConfigFrom validates the node flags.
 func nodeConfigFrom(o options) (nodeConfig, error) {
@@ -306,36 +332,45 @@ func clientConfigFrom(o options) (clientConfig, error) {
 	if !slices.Contains(clientCommands, o.command) {
 		return clientConfig{}, fmt.Errorf("unknown client command -C %q; want one of %s", o.command, strings.Join(clientCommands, ", "))
 	}
-	optionalM := o.command == cmdTransfer || o.command == cmdStatus
+	optionalM := o.command == cmdTransfer || o.command == cmdStatus || o.command == cmdHealth || o.command == cmdWatch
+	if o.command == cmdBackup && (!o.set["m"] || o.message == "") {
+		return clientConfig{}, errors.New("-C backup needs the file to write: -m FILE")
+	}
 	if (!o.set["m"] || o.message == "") && !optionalM {
 		return clientConfig{}, fmt.Errorf("-C %s needs a message: -m", o.command)
 	}
-	if o.command == cmdStatus && o.set["m"] {
-		return clientConfig{}, errors.New("-C status takes no -m")
+	if (o.command == cmdStatus || o.command == cmdHealth || o.command == cmdWatch) && o.set["m"] {
+		return clientConfig{}, fmt.Errorf("-C %s takes no -m", o.command)
+	}
+	if o.set["serializable"] && o.command != cmdWatch {
+		return clientConfig{}, errors.New("-serializable goes with -C watch")
 	}
 	if o.timeout <= 0 {
 		return clientConfig{}, errors.New("-timeout must be positive")
 	}
-	if (o.set["from"] || o.set["n"]) && !(o.command == cmdRead && o.message == "print") {
-		return clientConfig{}, errors.New("-from and -n go with -C read -m print")
+	if (o.set["from"] || o.set["n"]) && !(o.command == cmdRead && o.message == "print") && !(o.command == cmdWatch && !o.set["n"]) {
+		return clientConfig{}, errors.New("-from and -n go with -C read -m print; -from also with -C watch")
 	}
 	if o.from == 0 {
 		return clientConfig{}, errors.New("-from counts from 1")
 	}
-	cfg := clientConfig{Command: o.command, Message: o.message, Timeout: o.timeout, JSON: o.json, From: o.from, N: o.n}
+	cfg := clientConfig{Command: o.command, Message: o.message, Timeout: o.timeout, JSON: o.json, From: o.from, N: o.n, Serializable: o.serial}
+	if o.command == cmdWatch && !o.set["from"] {
+		cfg.From = 0 // the next message committed
+	}
 	switch {
 	case o.command == cmdClient && o.message == "-":
 		cfg.Stdin, cfg.Message = true, ""
 	case o.command == cmdRead && o.message != "print" && o.message != "count":
 		return clientConfig{}, fmt.Errorf("-C read: -m is print or count, not %q", o.message)
-	case o.command != cmdClient && o.command != cmdRead && o.message != "":
+	case o.command != cmdClient && o.command != cmdRead && o.command != cmdBackup && o.message != "":
 		addr, err := parseAddress(o.message, false)
 		if err != nil {
 			return clientConfig{}, fmt.Errorf("-m: %w", err)
 		}
 		cfg.Message = addr
 	}
-	servers, err := parseServers(o.servers)
+	servers, err := o.serverList()
 	if err != nil {
 		return clientConfig{}, err
 	}
@@ -363,7 +398,7 @@ func benchConfigFrom(o options) (clientConfig, error) {
 	if cfg.N < 1 || cfg.Size < 1 || cfg.Size > 1<<20 || o.timeout <= 0 {
 		return cfg, errors.New("-C bench: -n, -size (up to 1 MiB) and -timeout must be positive")
 	}
-	servers, err := parseServers(o.servers)
+	servers, err := o.serverList()
 	if err != nil {
 		return cfg, err
 	}

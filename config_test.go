@@ -123,6 +123,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-log-format", "xml"}, "-log-format must be text or json"},
 		{[]string{"-log-level", "loud"}, "-log-level must be debug, info, warn or error"},
 		{[]string{"-C", "status", "-log-level", "debug"}, "-log-level is a node flag"},
+		{[]string{"-C", "watch", "-m", "x"}, "-C watch takes no -m"},
+		{[]string{"-C", "watch", "-n", "5"}, "-from also with -C watch"},
+		{[]string{"-C", "watch", "-from", "0"}, "-from counts from 1"},
+		{[]string{"-C", "read", "-m", "count", "-serializable"}, "-serializable goes with -C watch"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer

@@ -694,7 +694,7 @@ func BenchmarkCatchUp1M(b *testing.B) {
 	for i := range messages {
 		messages[i] = fmt.Sprintf("%063d", i+1)
 	}
-	data := encodeMachine(machineView{messages: messages})
+	data := encodeMachine(viewOf(messages))
 	cfg := Config{Members: members}
 	meta := SnapshotMeta{Index: total, Term: 1, Config: cfg, Machine: machineFormat}
 	c := newE2ECluster(b, members)

@@ -127,7 +127,7 @@ func TestFormingAllFresh(t *testing.T) {
 func TestRestoredClusterKnowsItsDataDirs(t *testing.T) {
 	meta := SnapshotMeta{Index: 10, Term: 2, Config: Config{Members: []string{"old:1"}}, Machine: machineFormat}
 	backup := filepath.Join(t.TempDir(), "backup.snap")
-	if err := os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(machineView{messages: []string{"x"}})), 0o600); err != nil {
+	if err := os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(viewOf([]string{"x"}))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	members := []string{"a", "b", "c"}

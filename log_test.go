@@ -522,7 +522,7 @@ func TestWALUpgradesVersion1(t *testing.T) {
 func TestMachineSnapshotRoundTrip(t *testing.T) {
 	var m machine
 	for _, msg := range []string{"a", "", "  héllo ☃ ", "count", strings.Repeat("x", 300)} {
-		m.apply([]byte(msg))
+		m.apply(entryAt{m.total() + 1, 1}, []byte(msg))
 	}
 	var back machine
 	if err := back.restore(encodeMachine(m.testView()), machineFormat); err != nil || !slices.Equal(back.messages, m.messages) {
@@ -549,7 +549,7 @@ func FuzzWALSegment(f *testing.F) {
 	seg, _ := os.ReadFile(filepath.Join(dir, segmentName(1)))
 	f.Add(seg)
 	f.Add(seg[:len(seg)/2])
-	f.Add(encodeSnapshotFile(SnapshotMeta{Index: 3, Term: 1}, encodeMachine(machineView{messages: []string{"a", "b"}})))
+	f.Add(encodeSnapshotFile(SnapshotMeta{Index: 3, Term: 1}, encodeMachine(viewOf([]string{"a", "b"}))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d dataDir
 		d.replaySegment("fuzz", data, true)
@@ -580,7 +580,7 @@ func BenchmarkRestart1M(b *testing.B) {
 		messages = append(messages, msg(i))
 	}
 	meta := SnapshotMeta{Index: total - tail, Term: 1, Config: testBootstrap, Machine: machineFormat}
-	if err := writeSnapshot(dir, meta, encodeMachine(machineView{messages: messages})); err != nil {
+	if err := writeSnapshot(dir, meta, encodeMachine(viewOf(messages))); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.SaveSnapshot(meta, true); err != nil {

@@ -36,20 +36,27 @@ const sessionTTL = time.Hour
 type machine struct {
 	stored   storedMessages // the first messages, in a snapshot file
 	messages []string       // the messages applied after them
+	at       []entryAt      // where each of messages is in the log
 	sessions map[uint64]*session
 	clock    int64 // the latest leader time seen in the log, in Unix nanoseconds
 	swept    int64 // the clock when expired sessions were last removed
 	err      error // reading stored messages failed: the node cannot go on
 }
 
-// storedMessages are the first count messages of a machine, in a snapshot file: each a
-// length (uvarint) and its bytes, from index[0] up to end, with index[i] the offset of
-// message i*storedIndexEvery.
+// entryAt is where a message is in the log: the index and term of its entry. Messages
+// applied from a snapshot written before they were recorded (machine format 1) have none
+// (zero).
+type entryAt struct{ index, term uint64 }
+
+// storedMessages are the first count messages of a machine, in a snapshot file laid out
+// in format (machineFormat): each a record from index[0] up to end, with index[i] the
+// offset of message i*storedIndexEvery's record.
 type storedMessages struct {
-	f     *os.File // nil: none
-	count uint64
-	index []int64
-	end   int64
+	f      *os.File // nil: none
+	format int
+	count  uint64
+	index  []int64
+	end    int64
 }
 
 const storedIndexEvery = 256
@@ -61,42 +68,64 @@ func (m *machine) total() uint64 { return m.stored.count + uint64(len(m.messages
 // A read error is kept in m.err (the caller stops the node) and yields what was read.
 func (m *machine) slice(from, to uint64) []string {
 	out := make([]string, 0, to-from)
-	if from < m.stored.count {
-		got, err := m.stored.read(from, min(to, m.stored.count))
-		out = append(out, got...)
-		if err != nil && m.err == nil {
-			m.err = fmt.Errorf("read the messages stored in %s: %w", m.stored.f.Name(), err)
-		}
-	}
-	if to > m.stored.count {
-		out = append(out, m.messages[max(from, m.stored.count)-m.stored.count:to-m.stored.count]...)
-	}
+	m.each(from, to, func(_ entryAt, msg string) bool {
+		out = append(out, msg)
+		return true
+	})
 	return out
 }
 
-// read returns stored messages [from, to).
-func (s storedMessages) read(from, to uint64) ([]string, error) {
+// each hands messages [from, to) (0-based) and where they are in the log to fn, in
+// order, until fn returns false, reading the stored ones from their file. A read error
+// is kept in m.err (the caller stops the node) and ends the walk.
+func (m *machine) each(from, to uint64, fn func(at entryAt, msg string) bool) {
+	if from < m.stored.count {
+		more, err := m.stored.read(from, min(to, m.stored.count), fn)
+		if err != nil && m.err == nil {
+			m.err = fmt.Errorf("read the messages stored in %s: %w", m.stored.f.Name(), err)
+		}
+		if !more || err != nil {
+			return
+		}
+	}
+	for i := max(from, m.stored.count); i < to; i++ {
+		if !fn(m.at[i-m.stored.count], m.messages[i-m.stored.count]) {
+			return
+		}
+	}
+}
+
+// read hands stored messages [from, to) to fn, until fn returns false (more: false).
+func (s storedMessages) read(from, to uint64, fn func(at entryAt, msg string) bool) (more bool, err error) {
 	k := from / storedIndexEvery
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.index[k], s.end-s.index[k]), 64<<10)
-	var out []string
 	for i := k * storedIndexEvery; i < to; i++ {
-		size, err := binary.ReadUvarint(r)
+		var at entryAt
+		if s.format >= 2 {
+			if at.index, err = binary.ReadUvarint(r); err == nil {
+				at.term, err = binary.ReadUvarint(r)
+			}
+		}
+		var size uint64
+		if err == nil {
+			size, err = binary.ReadUvarint(r)
+		}
 		if err != nil {
-			return out, err
+			return false, err
 		}
 		if i < from {
 			_, err = r.Discard(int(size))
 		} else {
 			b := make([]byte, size)
-			if _, err = io.ReadFull(r, b); err == nil {
-				out = append(out, string(b))
+			if _, err = io.ReadFull(r, b); err == nil && !fn(at, string(b)) {
+				return false, nil
 			}
 		}
 		if err != nil {
-			return out, err
+			return false, err
 		}
 	}
-	return out, nil
+	return true, nil
 }
 
 // session is what the machine remembers of one client's last command.
@@ -140,12 +169,12 @@ func decodeCommand(data []byte) (command, error) {
 	return c, nil
 }
 
-// apply applies one committed client message without a session and returns what it
-// prints, if anything: "Count N" (the number of messages before it) or "Logs [...]" (all
-// of them, itself included).
-func (m *machine) apply(data []byte) string {
+// apply applies one committed client message without a session, from the log entry at,
+// and returns what it prints, if anything: "Count N" (the number of messages before it)
+// or "Logs [...]" (all of them, itself included).
+func (m *machine) apply(at entryAt, data []byte) string {
 	msg := string(data)
-	m.messages = append(m.messages, msg)
+	m.messages, m.at = append(m.messages, msg), append(m.at, at)
 	return m.output(msg, m.total())
 }
 
@@ -165,10 +194,12 @@ func (m *machine) logs(n uint64) string {
 	return "Logs [" + strings.Join(m.slice(0, n), " ") + "]"
 }
 
-// applyCommand applies a client command of a session at index. If the session's last
-// command is this one, it is not applied again: the answer is the original's, with the
-// index it was applied at. An older command than the session's last is refused.
-func (m *machine) applyCommand(index uint64, c command) (result string, appliedAt uint64, err error) {
+// applyCommand applies a client command of a session, from the log entry at. If the
+// session's last command is this one, it is not applied again: the answer is the
+// original's, with the index it was applied at. An older command than the session's last
+// is refused.
+func (m *machine) applyCommand(at entryAt, c command) (result string, appliedAt uint64, err error) {
+	index := at.index
 	m.clock = max(m.clock, c.Time)
 	m.expire()
 	if m.sessions == nil {
@@ -182,7 +213,7 @@ func (m *machine) applyCommand(index uint64, c command) (result string, appliedA
 	case s != nil && c.Seq < s.seq:
 		return "", 0, fmt.Errorf("command %d of this session is older than its last (%d): the client has moved on", c.Seq, s.seq)
 	}
-	m.messages = append(m.messages, c.Message)
+	m.messages, m.at = append(m.messages, c.Message), append(m.at, at)
 	pos := m.total()
 	s = &session{seq: c.Seq, index: index, lastSeen: m.clock}
 	switch c.Message {
@@ -226,12 +257,13 @@ func (m *machine) expire() {
 type machineView struct {
 	stored       storedMessages
 	messages     []string
+	at           []entryAt
 	sessions     map[uint64]session
 	clock, swept int64
 }
 
 func (m *machine) view() (machineView, error) {
-	v := machineView{stored: m.stored, messages: m.messages[:len(m.messages):len(m.messages)], sessions: map[uint64]session{},
+	v := machineView{stored: m.stored, messages: m.messages[:len(m.messages):len(m.messages)], at: m.at[:len(m.at):len(m.at)], sessions: map[uint64]session{},
 		clock: m.clock, swept: m.swept}
 	if m.stored.f != nil {
 		// Its own descriptor: the loop may close the machine's while the view is written.
@@ -255,11 +287,13 @@ func (v machineView) close() {
 
 // encodeMachine lays out a snapshot of the machine (uvarints unless said otherwise):
 //
-//	message count, then each message as a length and its bytes;
+//	message count, then each message as the index and term of its entry, a length and
+//	its bytes;
 //	clock, swept (varints); session count, then per session in id order:
 //	id, seq, index, printed, count (0 or 1), lastSeen (varint)
 //
-// Format 0 (snapshots written before sessions existed) has only the messages.
+// Format 1 has no index and term in the messages' records, and format 0 (snapshots
+// written before sessions existed) has only the messages.
 func encodeMachine(v machineView) []byte {
 	var buf bytes.Buffer
 	if _, err := encodeMachineTo(&buf, v); err != nil {
@@ -275,8 +309,27 @@ func encodeMachineTo(w io.Writer, v machineView) (storedMessages, error) {
 	var b []byte
 	total := v.stored.count + uint64(len(v.messages))
 	cw.Write(binary.AppendUvarint(b, total))
-	out := storedMessages{count: total}
-	if v.stored.count > 0 {
+	out := storedMessages{format: machineFormat, count: total}
+	record := func(i uint64, at entryAt, msg string) {
+		if i%storedIndexEvery == 0 {
+			out.index = append(out.index, cw.n)
+		}
+		b = appendMessageRecord(b[:0], at, msg)
+		cw.Write(b)
+	}
+	switch {
+	case v.stored.count > 0 && v.stored.format != machineFormat:
+		// Laid out the old way: each is read and written again.
+		i := uint64(0)
+		_, err := v.stored.read(0, v.stored.count, func(at entryAt, msg string) bool {
+			record(i, at, msg)
+			i++
+			return true
+		})
+		if err != nil {
+			return out, fmt.Errorf("copy the stored messages from %s: %w", v.stored.f.Name(), err)
+		}
+	case v.stored.count > 0:
 		// The stored messages, as they are in their file; their offsets move by as much.
 		shift := cw.n - v.stored.index[0]
 		for _, at := range v.stored.index {
@@ -288,12 +341,7 @@ func encodeMachineTo(w io.Writer, v machineView) (storedMessages, error) {
 		}
 	}
 	for i, msg := range v.messages {
-		if (v.stored.count+uint64(i))%storedIndexEvery == 0 {
-			out.index = append(out.index, cw.n)
-		}
-		b = binary.AppendUvarint(b[:0], uint64(len(msg)))
-		cw.Write(b)
-		io.WriteString(cw, msg)
+		record(v.stored.count+uint64(i), v.at[i], msg)
 	}
 	out.end = cw.n
 	b = binary.AppendVarint(b[:0], v.clock)
@@ -319,6 +367,15 @@ func encodeMachineTo(w io.Writer, v machineView) (storedMessages, error) {
 	return out, cw.err
 }
 
+// appendMessageRecord appends a message's record to b: the index and term of its entry,
+// its length and its bytes.
+func appendMessageRecord(b []byte, at entryAt, msg string) []byte {
+	b = binary.AppendUvarint(b, at.index)
+	b = binary.AppendUvarint(b, at.term)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	return append(b, msg...)
+}
+
 // countingWriter counts what it writes and keeps the first error.
 type countingWriter struct {
 	w   io.Writer
@@ -337,24 +394,24 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // machineFormat is the layout encodeMachine writes, recorded in SnapshotMeta.Machine.
-const machineFormat = 1
+const machineFormat = 2
 
 // restoreFile replaces the machine's state with a snapshot's whose machine bytes, data,
 // are at offset off of file f: the messages stay there (the machine keeps f open), the
 // rest is loaded.
 func (m *machine) restoreFile(f *os.File, off int64, data []byte, format int) error {
-	stored := storedMessages{f: f}
-	st, err := parseMachine(data, format, func(i uint64, at, size int) {
+	stored := storedMessages{f: f, format: format}
+	st, err := parseMachine(data, format, func(i uint64, rec messageRecord) {
 		if i%storedIndexEvery == 0 {
-			stored.index = append(stored.index, off+int64(at)-int64(uvarintLen(uint64(size))))
+			stored.index = append(stored.index, off+int64(rec.start))
 		}
-		stored.count, stored.end = i+1, off+int64(at+size)
+		stored.count, stored.end = i+1, off+int64(rec.at+rec.size)
 	})
 	if err != nil {
 		return err
 	}
 	m.close()
-	m.stored, m.messages, m.sessions, m.clock, m.swept = stored, nil, st.sessions, st.clock, st.swept
+	m.stored, m.messages, m.at, m.sessions, m.clock, m.swept = stored, nil, nil, st.sessions, st.clock, st.swept
 	return nil
 }
 
@@ -366,9 +423,10 @@ func (m *machine) storeUpTo(stored storedMessages) {
 		stored.f.Close() // not this machine's (cannot happen: the loop checks first)
 		return
 	}
-	rest := m.messages[stored.count-m.stored.count:]
+	rest, restAt := m.messages[stored.count-m.stored.count:], m.at[stored.count-m.stored.count:]
 	m.close()
-	m.stored, m.messages = stored, append([]string(nil), rest...) // a new array: the old one held them all
+	// New arrays: the old ones held them all.
+	m.stored, m.messages, m.at = stored, append([]string(nil), rest...), append([]entryAt(nil), restAt...)
 }
 
 // close closes the stored messages' file.
@@ -378,20 +436,22 @@ func (m *machine) close() {
 	}
 }
 
-func uvarintLen(x uint64) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], x)
-}
-
 // machineState is what a snapshot holds besides the messages.
 type machineState struct {
 	sessions     map[uint64]*session
 	clock, swept int64
 }
 
+// messageRecord is where one message is in a snapshot's machine bytes: its record
+// starts at start, its own bytes are [at, at+size), and it came from the entry entry.
+type messageRecord struct {
+	start, at, size int
+	entry           entryAt
+}
+
 // parseMachine checks a snapshot's machine bytes, laid out in format, and hands each
-// message (its number, where its bytes start and how many) to message.
-func parseMachine(data []byte, format int, message func(i uint64, at, size int)) (machineState, error) {
+// message (its number and its record) to message.
+func parseMachine(data []byte, format int, message func(i uint64, rec messageRecord)) (machineState, error) {
 	st := machineState{sessions: map[uint64]*session{}}
 	if format > machineFormat {
 		return st, fmt.Errorf("snapshot data: format %d; this binary reads up to %d: run a newer raft", format, machineFormat)
@@ -402,11 +462,16 @@ func parseMachine(data []byte, format int, message func(i uint64, at, size int))
 		return st, errors.New("snapshot data: bad message count")
 	}
 	for i := range count {
+		rec := messageRecord{start: r.off}
+		if format >= 2 {
+			rec.entry = entryAt{index: r.uvarint(), term: r.uvarint()}
+		}
 		size := r.uvarint()
 		if r.err != nil || size > uint64(len(data)-r.off) {
 			return st, fmt.Errorf("snapshot data: message %d is cut short", i+1)
 		}
-		message(i, r.off, int(size))
+		rec.at, rec.size = r.off, int(size)
+		message(i, rec)
 		r.off += int(size)
 	}
 	if format >= 1 {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand"
 	"os"
@@ -20,7 +21,7 @@ func TestSessionAppliesOnce(t *testing.T) {
 	var m machine
 	t0 := time.Now().UnixNano()
 	apply := func(index, session, seq uint64, msg string) (string, uint64, error) {
-		return m.applyCommand(index, command{Session: session, Seq: seq, Time: t0, Message: msg})
+		return m.applyCommand(entryAt{index, 1}, command{Session: session, Seq: seq, Time: t0, Message: msg})
 	}
 	apply(1, 7, 1, "a")
 	if out, at, err := apply(2, 7, 2, "count"); out != "Count 1" || at != 2 || err != nil {
@@ -51,9 +52,9 @@ func TestSessionAppliesOnce(t *testing.T) {
 func TestSessionsExpireByLogTime(t *testing.T) {
 	var m machine
 	t0 := int64(1_000_000_000_000)
-	m.applyCommand(1, command{Session: 1, Seq: 1, Time: t0, Message: "a"})
-	m.applyCommand(2, command{Session: 2, Seq: 1, Time: t0 + int64(sessionTTL/2), Message: "b"})
-	m.applyCommand(3, command{Session: 3, Seq: 1, Time: t0 + int64(sessionTTL) + int64(time.Minute), Message: "c"})
+	m.applyCommand(entryAt{1, 1}, command{Session: 1, Seq: 1, Time: t0, Message: "a"})
+	m.applyCommand(entryAt{2, 1}, command{Session: 2, Seq: 1, Time: t0 + int64(sessionTTL/2), Message: "b"})
+	m.applyCommand(entryAt{3, 1}, command{Session: 3, Seq: 1, Time: t0 + int64(sessionTTL) + int64(time.Minute), Message: "c"})
 	if _, ok := m.sessions[1]; ok {
 		t.Fatal("session 1, idle for more than the TTL of log time, was kept")
 	}
@@ -61,7 +62,7 @@ func TestSessionsExpireByLogTime(t *testing.T) {
 		t.Fatal("session 2, idle for less than the TTL, was forgotten")
 	}
 	// A leader with a clock behind does not turn log time back.
-	m.applyCommand(4, command{Session: 4, Seq: 1, Time: t0, Message: "d"})
+	m.applyCommand(entryAt{4, 1}, command{Session: 4, Seq: 1, Time: t0, Message: "d"})
 	if m.clock != t0+int64(sessionTTL)+int64(time.Minute) {
 		t.Fatalf("log clock went back to %d", m.clock)
 	}
@@ -71,17 +72,17 @@ func TestSessionsExpireByLogTime(t *testing.T) {
 func TestSessionsInSnapshot(t *testing.T) {
 	var m machine
 	t0 := time.Now().UnixNano()
-	m.applyCommand(1, command{Session: 9, Seq: 1, Time: t0, Message: "a"})
-	m.applyCommand(2, command{Session: 9, Seq: 2, Time: t0, Message: "count"})
+	m.applyCommand(entryAt{1, 1}, command{Session: 9, Seq: 1, Time: t0, Message: "a"})
+	m.applyCommand(entryAt{2, 1}, command{Session: 9, Seq: 2, Time: t0, Message: "count"})
 	var back machine
 	if err := back.restore(encodeMachine(m.testView()), machineFormat); err != nil {
 		t.Fatal(err)
 	}
-	if out, at, _ := back.applyCommand(3, command{Session: 9, Seq: 2, Time: t0, Message: "count"}); out != "Count 1" || at != 2 || len(back.messages) != 2 {
+	if out, at, _ := back.applyCommand(entryAt{3, 1}, command{Session: 9, Seq: 2, Time: t0, Message: "count"}); out != "Count 1" || at != 2 || len(back.messages) != 2 {
 		t.Fatalf("retry after restore: %q at %d, %d messages", out, at, len(back.messages))
 	}
 	// A format 0 snapshot (messages only) still loads.
-	old := encodeMachine(machineView{messages: []string{"x", "y"}})
+	old := encodeFormat1([]string{"x", "y"})
 	old = old[:len(old)-3] // without the clocks and the session count
 	if err := back.restore(old, 0); err != nil || len(back.messages) != 2 || len(back.sessions) != 0 {
 		t.Fatalf("format 0: %v, %q", err, back.messages)
@@ -108,7 +109,7 @@ func storeInSnapshot(t *testing.T, dir string, meta SnapshotMeta, msgs []string,
 	t.Helper()
 	var full machine
 	for _, msg := range msgs {
-		full.apply([]byte(msg))
+		full.apply(entryAt{full.total() + 1, 1}, []byte(msg))
 	}
 	if _, _, err := writeMachineSnapshot(dir, meta, full.testView()); err != nil {
 		t.Fatal(err)
@@ -150,6 +151,7 @@ func TestStoredMessages(t *testing.T) {
 	var m machine
 	defer m.close()
 	var want []string
+	at := func(i int) entryAt { return entryAt{uint64(3*i + 7), uint64(i/100 + 1)} } // where the i-th message was in the log
 	check := func(m *machine, when string) {
 		t.Helper()
 		if m.total() != uint64(len(want)) {
@@ -161,6 +163,14 @@ func TestStoredMessages(t *testing.T) {
 			if got := m.slice(from, to); !slices.Equal(got, want[from:to]) || m.err != nil {
 				t.Fatalf("%s: messages [%d, %d): got %d of them (%v)", when, from, to, len(got), m.err)
 			}
+			i := int(from)
+			m.each(from, to, func(got entryAt, _ string) bool {
+				if got != at(i) {
+					t.Fatalf("%s: message %d from entry %v, want %v", when, i, got, at(i))
+				}
+				i++
+				return true
+			})
 		}
 		if got := m.logs(uint64(len(want))); got != "Logs ["+strings.Join(want, " ")+"]" {
 			t.Fatalf("%s: logs differ", when)
@@ -171,7 +181,7 @@ func TestStoredMessages(t *testing.T) {
 		for range rng.Intn(700) {
 			msg := strings.Repeat(fmt.Sprint(len(want)), 1+rng.Intn(40))
 			want = append(want, msg)
-			m.apply([]byte(msg))
+			m.apply(at(len(want)-1), []byte(msg))
 		}
 		v, err := m.view()
 		if err != nil {
@@ -186,7 +196,7 @@ func TestStoredMessages(t *testing.T) {
 		// Applied while it was written: these stay in memory.
 		for range rng.Intn(5) {
 			want = append(want, fmt.Sprint("late", len(want)))
-			m.apply([]byte(want[len(want)-1]))
+			m.apply(at(len(want)-1), []byte(want[len(want)-1]))
 		}
 		if stored.f, err = os.Open(filepath.Join(dir, snapshotName(last))); err != nil {
 			t.Fatal(err)
@@ -201,8 +211,8 @@ func TestStoredMessages(t *testing.T) {
 	var back machine
 	defer back.close()
 	loadSnapshot(t, dir, last, &back)
-	for _, msg := range want[back.total():] {
-		back.apply([]byte(msg))
+	for i := back.total(); i < uint64(len(want)); i++ {
+		back.apply(at(int(i)), []byte(want[i]))
 	}
 	check(&back, "restarted")
 	// A file that cannot be read any more is an error the node stops on, not a short print.
@@ -228,7 +238,7 @@ func TestSnapshotOfShortStoredFileFails(t *testing.T) {
 	if err := os.Truncate(filepath.Join(dir, snapshotName(first)), int64(len(data)/2)); err != nil {
 		t.Fatal(err)
 	}
-	m.apply([]byte("after"))
+	m.apply(entryAt{m.total() + 1, 1}, []byte("after"))
 	v := m.testView()
 	defer v.close()
 	if _, _, err := writeMachineSnapshot(dir, SnapshotMeta{Index: 1001, Term: 1, Machine: machineFormat}, v); err == nil {
@@ -241,13 +251,76 @@ func TestSnapshotOfShortStoredFileFails(t *testing.T) {
 func (m *machine) restore(data []byte, format int) error {
 	all := string(data) // one string holds the message bytes; each message is a slice of it
 	var messages []string
-	st, err := parseMachine(data, format, func(_ uint64, at, size int) {
-		messages = append(messages, all[at:at+size])
+	var ats []entryAt
+	st, err := parseMachine(data, format, func(_ uint64, rec messageRecord) {
+		messages, ats = append(messages, all[rec.at:rec.at+rec.size]), append(ats, rec.entry)
 	})
 	if err != nil {
 		return err
 	}
 	m.close()
-	m.stored, m.messages, m.sessions, m.clock, m.swept = storedMessages{}, messages, st.sessions, st.clock, st.swept
+	m.stored, m.messages, m.at, m.sessions, m.clock, m.swept = storedMessages{}, messages, ats, st.sessions, st.clock, st.swept
 	return nil
+}
+
+// encodeFormat1 lays out messages as machine format 1 did: without their entries, and
+// with no sessions.
+func encodeFormat1(messages []string) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(messages)))
+	for _, msg := range messages {
+		b = append(binary.AppendUvarint(b, uint64(len(msg))), msg...)
+	}
+	return append(b, 0, 0, 0) // clock, swept, no sessions
+}
+
+// A snapshot in format 1 (before messages recorded their entries) still loads, its
+// messages with no entry, and the next snapshot taken from it writes them again in
+// today's format, after which both old and new messages read back as applied.
+func TestMachineFormat1Upgrade(t *testing.T) {
+	dir := t.TempDir()
+	old := SnapshotMeta{Index: 3, Term: 1, Machine: 1}
+	if err := writeSnapshot(dir, old, encodeFormat1([]string{"a", "b c", "d\n"})); err != nil {
+		t.Fatal(err)
+	}
+	var m machine
+	defer m.close()
+	loadSnapshot(t, dir, old, &m)
+	m.apply(entryAt{4, 2}, []byte("e"))
+	want := []entryAt{{}, {}, {}, {4, 2}}
+	check := func(m *machine, when string) {
+		t.Helper()
+		var got []entryAt
+		var msgs []string
+		m.each(0, m.total(), func(at entryAt, msg string) bool {
+			got, msgs = append(got, at), append(msgs, msg)
+			return true
+		})
+		if !slices.Equal(got, want) || !slices.Equal(msgs, []string{"a", "b c", "d\n", "e"}) || m.err != nil {
+			t.Fatalf("%s: %q at %v (%v)", when, msgs, got, m.err)
+		}
+	}
+	check(&m, "loaded")
+	next := SnapshotMeta{Index: 4, Term: 2, Machine: machineFormat}
+	v, err := m.view()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = writeMachineSnapshot(dir, next, v)
+	v.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back machine
+	defer back.close()
+	loadSnapshot(t, dir, next, &back)
+	check(&back, "rewritten")
+}
+
+// viewOf is a machine holding messages, the i-th from the entry at index i (term 1).
+func viewOf(messages []string) machineView {
+	v := machineView{messages: messages}
+	for i := range messages {
+		v.at = append(v.at, entryAt{uint64(i) + 1, 1})
+	}
+	return v
 }

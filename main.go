@@ -28,6 +28,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, err)
 	}
+	if o.version {
+		if len(o.set) > 1 {
+			return usageError(stderr, errors.New("-version takes no other flag"))
+		}
+		printVersion(stdout)
+		return exitOK
+	}
 	if o.set["C"] {
 		cfg, err := clientConfigFrom(o)
 		if err != nil {

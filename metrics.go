@@ -1,5 +1,6 @@
 // metrics.go: the opt-in HTTP listener of -metrics: Prometheus metrics at /metrics (text
-// format 0.0.4, written here) and the Go profiler at /debug/pprof/.
+// format 0.0.4, written here), the Go profiler at /debug/pprof/, and the probes /health
+// and /ready (health.go).
 //
 // The event loop keeps counters and latency histograms in atomics as it works; nothing
 // it does waits for a scrape. What the core knows (term, role, indices, how far each
@@ -170,6 +171,8 @@ func (n *node) startMetrics(ln net.Listener) (stop func()) {
 	n.metrics = newMetrics()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", n.serveMetrics)
+	mux.HandleFunc("/health", n.serveHealth) // health.go
+	mux.HandleFunc("/ready", n.serveReady)
 	// pprof.Index also serves the named profiles: /debug/pprof/heap, goroutine, ...
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -184,7 +187,7 @@ func (n *node) startMetrics(ln net.Listener) (stop func()) {
 		srv.Serve(ln) // returns once Close is called
 	}()
 	url := "http://" + ln.Addr().String()
-	n.logger.Info("serving metrics and profiles", "metrics", url+"/metrics", "pprof", url+"/debug/pprof/")
+	n.logger.Info("serving metrics and profiles", "metrics", url+"/metrics", "pprof", url+"/debug/pprof/", "ready", url+"/ready")
 	return func() {
 		// Close also ends the requests in flight: a scrape waiting on the loop sees it
 		// stopped, a profile sees its connection closed.

@@ -305,6 +305,11 @@ type raft struct {
 	snapshot        SnapshotMeta  // the log starts after it
 	pendingSnapshot *SnapshotMeta // installed from the leader, to hand out in Ready
 
+	// The highest commit index a leader has sent this server: how far it must apply to
+	// be caught up (status, for /ready). Its own commit index lags behind it while its
+	// log does.
+	leaderCommit uint64
+
 	votes    map[string]bool      // (pre-)candidate: who answered, and how
 	progress map[string]*progress // leader: every other server it replicates to
 
@@ -794,6 +799,7 @@ func (r *raft) handleAppendEntries(m Message) {
 		return // two leaders in one term cannot happen; don't let a bad peer make it so
 	}
 	r.becomeFollowerOf(m.From)
+	r.leaderCommit = max(r.leaderCommit, m.LeaderCommit)
 	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex, Context: m.Context}
 	if !entriesFollow(m) {
 		return // malformed: entries must be numbered on from PrevLogIndex
@@ -1066,6 +1072,7 @@ func (r *raft) handleHeartbeat(m Message) {
 		return
 	}
 	r.becomeFollowerOf(m.From)
+	r.leaderCommit = max(r.leaderCommit, m.LeaderCommit)
 	// The leader sends min(its commit, our match), so every index up to it is in our log
 	// and matches; it is safe to commit without a log check.
 	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, r.log.lastIndex()))
@@ -1251,8 +1258,12 @@ type status struct {
 	Transferee               string // leader: the server leadership is being handed to
 	Snapshot                 uint64 // the log starts after this index
 	Peers                    []peerStatus
-	QuorumLost               string // why it last stepped down by check-quorum (raft.quorumLost)
-	RemovedAt                uint64 // the configuration entry that removed it (raft.removedAt)
+	// A leader was heard from within the election timeout, or this server leads
+	// (inLease); and the highest commit index it has heard of, its own included.
+	LeaderHeard  bool
+	LeaderCommit uint64
+	QuorumLost   string // why it last stepped down by check-quorum (raft.quorumLost)
+	RemovedAt    uint64 // the configuration entry that removed it (raft.removedAt)
 }
 
 // peerStatus is the leader's view of one other server.
@@ -1266,7 +1277,8 @@ type peerStatus struct {
 func (r *raft) status() status {
 	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
-		Transferee: r.transferee, Snapshot: r.snapshot.Index, QuorumLost: r.quorumLost, RemovedAt: r.removedAt()}
+		Transferee: r.transferee, Snapshot: r.snapshot.Index, LeaderHeard: r.inLease(), LeaderCommit: max(r.leaderCommit, r.commitIndex),
+		QuorumLost: r.quorumLost, RemovedAt: r.removedAt()}
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})

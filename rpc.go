@@ -68,6 +68,7 @@ type NodeStatus struct {
 	LastIndex     uint64         `json:"last_log_index"`
 	SnapshotIndex uint64         `json:"snapshot_index"`
 	Cluster       string         `json:"cluster_id"`
+	Version       string         `json:"version"` // the node's binary (version.go)
 	Members       []MemberStatus `json:"members"`
 	// The configuration entry that removed this node from the cluster (0: it was not).
 	RemovedAt uint64 `json:"removed_at,omitempty"`

@@ -57,6 +57,9 @@ type node struct {
 	readWait  []*proposal          // reads confirmed at p.index, waiting for it to be applied
 	readCtx   uint64               // the last read context handed to the core
 	statusc   chan chan status     // status requests from RPC handlers
+	watchers  []*watcher           // watch polls waiting for a message to be applied (watch.go)
+	runc      chan func()          // functions to run in the loop (inLoop)
+	backups   backupFiles          // backups being served to clients (backup.go)
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
 	loaded    time.Duration        // how long loading the data dir took
@@ -422,7 +425,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transpor
 		recvc: make(chan Message, 4096), propc: make(chan *proposal, 1024),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
-		reads: map[uint64]*proposal{}, statusc: make(chan chan status),
+		reads: map[uint64]*proposal{}, statusc: make(chan chan status), runc: make(chan func()),
 		writec: make(chan writeReq, maxWriteBatch), writtenc: make(chan writeDone), writerDone: make(chan struct{}),
 		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries, maxMessage: cfg.MaxMessage,
 		snapc: make(chan snapshotDone, 1),
@@ -505,6 +508,8 @@ func (n *node) run() (err error) {
 			n.propose(p)
 		case reply := <-n.statusc:
 			reply <- n.core.status()
+		case f := <-n.runc:
+			f()
 		case done := <-n.writtenc:
 			if err := n.written(done); err != nil {
 				return err
@@ -574,6 +579,9 @@ func (n *node) handleReady() error {
 	n.dropUnusedSnapshots()
 	n.logTransitions()
 	if err := n.answerReads(); err != nil {
+		return err
+	}
+	if err := n.answerWatches(); err != nil {
 		return err
 	}
 	n.checkTransfers()
@@ -786,7 +794,7 @@ func (n *node) status() (NodeStatus, error) {
 	}
 	s := <-reply
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, RemovedAt: s.RemovedAt}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion(), RemovedAt: s.RemovedAt}
 	id, _ := n.store.ClusterID()
 	st.Cluster = formatClusterID(id)
 	peers := map[string]peerStatus{}
@@ -811,6 +819,18 @@ func (n *node) status() (NodeStatus, error) {
 		}
 	}
 	return st, nil
+}
+
+// inLoop runs f in the event loop, between two inputs, and returns once it has run.
+func (n *node) inLoop(f func()) error {
+	done := make(chan struct{})
+	select {
+	case n.runc <- func() { f(); close(done) }:
+	case <-n.donec:
+		return fmt.Errorf("%s is shutting down", n.id)
+	}
+	<-done
+	return nil
 }
 
 // checkTransfers answers leadership transfers that are over: another server leads, or
@@ -890,11 +910,11 @@ func (n *node) apply(e Entry) error {
 	var err error
 	switch e.Type {
 	case EntryNormal:
-		result = n.sm.apply(e.Data)
+		result = n.sm.apply(entryAt{e.Index, e.Term}, e.Data)
 	case EntrySession:
 		c, _ := decodeCommand(e.Data) // checked when it entered the log
 		var at uint64
-		result, at, err = n.sm.applyCommand(e.Index, c)
+		result, at, err = n.sm.applyCommand(entryAt{e.Index, e.Term}, c)
 		if n.sm.err != nil {
 			// A stored message could not be read: stop before printing or answering a
 			// short "Logs [...]".

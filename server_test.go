@@ -135,7 +135,7 @@ func storedNode(t *testing.T, snapshotEntries uint64) *node {
 // the loop take it.
 func receive(t *testing.T, n *node, meta SnapshotMeta, messages []string) {
 	t.Helper()
-	file := encodeSnapshotFile(meta, encodeMachine(machineView{messages: messages}))
+	file := encodeSnapshotFile(meta, encodeMachine(viewOf(messages)))
 	var ack SnapshotAck
 	if err := n.receiveSnapshot(&SnapshotChunk{From: "127.0.0.1:2", To: n.id, Term: 1, Meta: meta, Data: file, Done: true}, &ack); err != nil {
 		t.Fatal(err)

@@ -205,7 +205,7 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	}
 	meta, data, err := decodeSnapshotFile(raw)
 	if err == nil {
-		_, err = parseMachine(data, meta.Machine, func(uint64, int, int) {})
+		_, err = parseMachine(data, meta.Machine, func(uint64, messageRecord) {})
 	}
 	if err != nil {
 		return SnapshotMeta{}, fmt.Errorf("-restore: %s is not a usable snapshot: %v", file, err)

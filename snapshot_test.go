@@ -202,7 +202,7 @@ func TestSnapshotStreamResumes(t *testing.T) {
 		messages = append(messages, fmt.Sprintf("message %d with some padding to make it longer", i))
 	}
 	meta := SnapshotMeta{Index: 80000, Term: 3, Config: Config{Members: []string{"a", "b"}}}
-	if err := writeSnapshot(leaderDir, meta, encodeMachine(machineView{messages: messages})); err != nil {
+	if err := writeSnapshot(leaderDir, meta, encodeMachine(viewOf(messages))); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := os.ReadFile(filepath.Join(leaderDir, snapshotName(meta)))
@@ -245,7 +245,7 @@ func TestSnapshotDamagedInTransitRefused(t *testing.T) {
 	dir := t.TempDir()
 	f := &node{id: "b", dir: dir, recvc: make(chan Message, 1), donec: make(chan struct{})}
 	meta := SnapshotMeta{Index: 5, Term: 1}
-	file := encodeSnapshotFile(meta, encodeMachine(machineView{messages: []string{"a", "b", "c", "d", "e"}}))
+	file := encodeSnapshotFile(meta, encodeMachine(viewOf([]string{"a", "b", "c", "d", "e"})))
 	file[len(file)-2] ^= 1
 	var ack SnapshotAck
 	err := f.receiveSnapshot(&SnapshotChunk{From: "a", To: "b", Term: 1, Meta: meta, Data: file, Done: true}, &ack)
@@ -316,7 +316,7 @@ func TestRestoreFailsWhole(t *testing.T) {
 	}
 	meta := SnapshotMeta{Index: 20001, Term: 4, Config: Config{Members: []string{"old:1"}}, Machine: machineFormat}
 	backup := filepath.Join(t.TempDir(), "backup.snap")
-	if err := os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(machineView{messages: msgs})), 0o600); err != nil {
+	if err := os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(viewOf(msgs))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "data")

@@ -51,21 +51,21 @@ func clientTLS(o options) (*tlsKeys, error) {
 	return tlsFromFlags(o, x509.ExtKeyUsageClientAuth)
 }
 
-// tlsFromFlags loads -tls-cert, -tls-key and -tls-ca: all three, or none (nil, plain
-// TCP). The certificate must be signed by the CA and allow every use in uses: a node
-// both serves and dials its peers.
+// tlsFromFlags loads -tls-cert, -tls-key and -tls-ca, each given or from its variable
+// (env.go): all three, or none (nil, plain TCP). The certificate must be signed by the
+// CA and allow every use in uses: a node both serves and dials its peers.
 func tlsFromFlags(o options, uses ...x509.ExtKeyUsage) (*tlsKeys, error) {
-	var missing []string
+	var missing, vars []string
 	for _, f := range []string{"tls-cert", "tls-key", "tls-ca"} {
-		if !o.set[f] {
-			missing = append(missing, "-"+f)
+		if !o.given(f) {
+			missing, vars = append(missing, "-"+f), append(vars, envName(f))
 		}
 	}
 	if len(missing) == 3 {
 		return nil, nil
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("TLS needs -tls-cert, -tls-key and -tls-ca together; missing %s", strings.Join(missing, " and "))
+		return nil, fmt.Errorf("TLS needs -tls-cert, -tls-key and -tls-ca together; missing %s (or %s)", strings.Join(missing, " and "), strings.Join(vars, " and "))
 	}
 	return loadTLSKeys(o.tlsCert, o.tlsKey, o.tlsCA, uses...)
 }

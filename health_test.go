@@ -1,0 +1,210 @@
+// health_test.go: tests of raft -C health and of /health and /ready.
+package main
+
+import (
+	"encoding/json"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// /ready asks a node what a load balancer needs to know: is it a member, does it hear
+// from a leader, and has it applied what that leader committed, even while its own
+// commit index is held back by a log that lags.
+func TestReadiness(t *testing.T) {
+	r := newRaft(coreConfig{ID: "b", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	if err := readiness(r.status()); err == nil || !strings.Contains(err.Error(), "no leader heard from") {
+		t.Fatalf("a new server: %v", err)
+	}
+	// The leader has committed 4 entries and sends the first two.
+	r.Step(Message{Type: MsgApp, From: "a", To: "b", Term: 1, Entries: []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}}, LeaderCommit: 4})
+	r.Advance(r.Ready())
+	if err := readiness(r.status()); err == nil || !strings.Contains(err.Error(), "catching up: applied 2 of the 4 entries the leader a has committed") {
+		t.Fatalf("behind the leader's commit: %v", err)
+	}
+	r.Step(Message{Type: MsgApp, From: "a", To: "b", Term: 1, PrevLogIndex: 2, PrevLogTerm: 1, Entries: []Entry{{Index: 3, Term: 1}, {Index: 4, Term: 1}}, LeaderCommit: 4})
+	r.Advance(r.Ready())
+	if err := readiness(r.status()); err != nil {
+		t.Fatalf("caught up: %v", err)
+	}
+	// A heartbeat says min(commit, match): it never lowers what the leader said before.
+	r.Step(Message{Type: MsgHeartbeat, From: "a", To: "b", Term: 1, LeaderCommit: 1})
+	if s := r.status(); s.LeaderCommit != 4 || readiness(s) != nil {
+		t.Fatalf("after a heartbeat: leader commit %d, %v", s.LeaderCommit, readiness(s))
+	}
+	for range 10 {
+		r.Tick()
+	}
+	if err := readiness(r.status()); err == nil || !strings.Contains(err.Error(), "no leader heard from within an election timeout") {
+		t.Fatalf("an election timeout without the leader: %v", err)
+	}
+	spare := newRaft(coreConfig{ID: "d", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(1))},
+		persistentState{Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	spare.Step(Message{Type: MsgHeartbeat, From: "a", To: "d", Term: 1})
+	if err := readiness(spare.status()); err == nil || !strings.Contains(err.Error(), "d is not a member") {
+		t.Fatalf("a spare: %v", err)
+	}
+	if err := readiness(leaderOfThree().status()); err != nil {
+		t.Fatalf("a leader: %v", err)
+	}
+}
+
+// A node whose loop does not answer is not live: /health says so within probeWait,
+// and so does a node that is stopping.
+func TestHealthOfAStuckLoop(t *testing.T) {
+	n := &node{id: ":1", statusc: make(chan chan status), donec: make(chan struct{})} // no loop reads statusc
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	n.serveHealth(rec, httptest.NewRequest("GET", "/health", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "not live: its event loop did not answer within 1s\n" {
+		t.Fatalf("/health of a stuck loop: %d %q", rec.Code, rec.Body)
+	}
+	if took := time.Since(start); took > 10*probeWait {
+		t.Fatalf("/health of a stuck loop took %v", took)
+	}
+	close(n.donec)
+	rec = httptest.NewRecorder()
+	n.serveReady(rec, httptest.NewRequest("GET", "/ready", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not ready: :1 is shutting down") {
+		t.Fatalf("/ready of a stopping node: %d %q", rec.Code, rec.Body)
+	}
+}
+
+// health runs against the real binary: a healthy cluster (exit 0), a member killed (it
+// is listed as not answering, exit 1), a majority down (no leader, exit 1).
+func TestEndToEndHealth(t *testing.T) {
+	c, members, dead := runningCluster(t)
+	lead := c.send(members[0], "hello").leader
+	var followers []string
+	for _, id := range members {
+		if id != lead {
+			followers = append(followers, id)
+		}
+	}
+
+	r := c.client("-C", "health", "-S", followers[0])
+	if r.code != exitOK || !strings.Contains(r.stdout, "healthy: "+lead+" leads (term ") || !strings.HasPrefix(r.stdout, "MEMBER ") {
+		t.Fatalf("health of a healthy cluster: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, id := range members {
+		if !strings.Contains(r.stdout, "\n"+id+" ") {
+			t.Errorf("health lists no row for %s:\n%s", id, r.stdout)
+		}
+	}
+	rep := health(t, c, dead+","+followers[1]) // a dead member of -S first: the next is asked
+	if rep.code != exitOK || !rep.Healthy || rep.Leader != lead || len(rep.Members) != 3 || len(rep.Problems) != 0 {
+		t.Fatalf("health -json of a healthy cluster: %+v", rep)
+	}
+	for _, m := range rep.Members {
+		if !m.Answered || m.Lag == nil || !m.Voter || m.Term != rep.Term || m.LastIndex == 0 || m.Version == "" {
+			t.Errorf("healthy member: %+v", m)
+		}
+	}
+
+	// A follower killed: listed, not answering, and why; exit 1.
+	c.stop(followers[0], syscall.SIGKILL)
+	r = c.client("-C", "health", "-S", lead)
+	if r.code != exitFailed || !strings.Contains(r.stderr, followers[0]+" did not answer (connection refused") {
+		t.Fatalf("health with %s down: exit %d, %q %q", followers[0], r.code, r.stdout, r.stderr)
+	}
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(followers[0]) + ` .*$`).FindString(r.stdout)
+	if !strings.Contains(row, "connection refused") {
+		t.Fatalf("the row of %s, down: %q", followers[0], row)
+	}
+	rep = health(t, c, followers[1])
+	if rep.code != exitFailed || rep.Healthy || rep.Leader != lead || len(rep.Problems) != 1 {
+		t.Fatalf("health -json with %s down: %+v", followers[0], rep)
+	}
+	for _, m := range rep.Members {
+		if m.Answered == (m.ID == followers[0]) {
+			t.Errorf("member %+v", m)
+		}
+	}
+
+	// The leader too: the last member knows no leader.
+	c.stop(lead, syscall.SIGKILL)
+	rep = health(t, c, followers[1])
+	if rep.code != exitFailed || rep.Healthy || rep.Leader != "" || !strings.Contains(strings.Join(rep.Problems, "; "), "no member leads (1 of 3 voters answered") {
+		t.Fatalf("health -json with a majority down: %+v", rep)
+	}
+	if r = c.client("-C", "health", "-S", lead, "-timeout", "1s"); r.code != exitFailed || !strings.Contains(r.stderr, "no member answered ("+lead+": connection refused") {
+		t.Fatalf("health of nothing: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r = c.client("-C", "health", "-m", "x", "-S", lead); r.code != exitUsage || !strings.Contains(r.stderr, "-C health takes no -m") {
+		t.Fatalf("health -m: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// healthJSON is health -json's report and the exit status.
+type healthJSON struct {
+	healthReport
+	code int
+}
+
+// health runs -C health -json against servers.
+func health(t *testing.T, c *e2eCluster, servers string) healthJSON {
+	t.Helper()
+	r := c.client("-C", "health", "-json", "-S", servers, "-timeout", "2s")
+	var rep healthJSON
+	if err := json.Unmarshal([]byte(r.stdout), &rep.healthReport); err != nil || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("health -json: exit %d, not one JSON document (%v): %q %q", r.code, err, r.stdout, r.stderr)
+	}
+	rep.code = r.code
+	return rep
+}
+
+// /health and /ready on the -metrics port of real nodes: a member of a healthy cluster
+// is ready; a spare is live but not ready until it is added; a member that lost its
+// majority stays live and stops being ready.
+func TestEndToEndProbes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addrs := freeAddrs(t, 8)
+	members, spare, probes := addrs[:3], addrs[3], addrs[4:]
+	c := newE2ECluster(t, members)
+	for i, id := range append(members, spare) {
+		_, port, _ := net.SplitHostPort(id)
+		c.startWith(id, "-c", c.members, "-p", port, "-metrics", probes[i])
+	}
+	c.send(members[0], "hello")
+	for i := range members {
+		waitProbe(t, probes[i], "/ready", http.StatusOK, "ready: leader ")
+		waitProbe(t, probes[i], "/health", http.StatusOK, "live")
+	}
+	waitProbe(t, probes[3], "/health", http.StatusOK, "live")
+	waitProbe(t, probes[3], "/ready", http.StatusServiceUnavailable, "not ready: "+spare+" is not a member of the cluster")
+	if r := c.client("-C", "addserver", "-m", spare, "-S", members[0]); r.code != exitOK {
+		t.Fatalf("addserver: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	waitProbe(t, probes[3], "/ready", http.StatusOK, "ready: leader ")
+
+	// Four members: two down is no majority.
+	c.stop(members[1], syscall.SIGKILL)
+	c.stop(members[2], syscall.SIGKILL)
+	waitProbe(t, probes[0], "/ready", http.StatusServiceUnavailable, "not ready: no leader heard from within an election timeout")
+	waitProbe(t, probes[0], "/health", http.StatusOK, "live")
+}
+
+// waitProbe polls url until it answers code with a body that starts with prefix.
+func waitProbe(t *testing.T, addr, path string, code int, prefix string) {
+	t.Helper()
+	var got int
+	var body string
+	for deadline := time.Now().Add(e2eWait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got, body = get(t, "http://"+addr+path); got == code && strings.HasPrefix(body, prefix) {
+			if strings.Count(body, "\n") != 1 {
+				t.Fatalf("GET %s%s: %q is not one line", addr, path, body)
+			}
+			return
+		}
+	}
+	t.Fatalf("GET %s%s: %d %q; want %d %q...", addr, path, got, body, code, prefix)
+}
