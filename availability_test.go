@@ -88,6 +88,16 @@ func TestCheckQuorumLeaderStepsDown(t *testing.T) {
 		if _, _, err := l.r.Propose(EntryNormal, []byte("x")); err != errNotLeader {
 			c.fail("deposed leader took a proposal: %v", err)
 		}
+		// It says why, naming the members it did not hear from.
+		why := l.r.status().QuorumLost
+		if !strings.Contains(why, "no majority heard from within an election timeout") || !strings.Contains(why, "in contact with 2 of 5 members") {
+			c.fail("the deposed leader says it stepped down because %q", why)
+		}
+		for _, id := range c.ids {
+			if unheard := id != l.id && id != c.otherThan(l.id); unheard != strings.Contains(why, id) {
+				c.fail("the deposed leader's reason %q names %s: %v, want %v", why, id, !unheard, unheard)
+			}
+		}
 		c.waitLeaderOtherThan(l)
 		c.converge()
 	}

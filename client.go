@@ -449,6 +449,9 @@ func (c *client) invoke(server, method string, args, reply any, wait time.Durati
 // printStatus writes a node's status as a small table for people.
 func printStatus(w io.Writer, st NodeStatus) {
 	fmt.Fprintf(w, "%s: %s, term %d, leader %s\n", st.ID, st.Role, st.Term, orDash(st.Leader))
+	if st.RemovedAt > 0 {
+		fmt.Fprintf(w, "removed from the cluster by the configuration entry at index %d: it takes no part; add it back with raft -C addserver -m %s -S <member>, or stop it\n", st.RemovedAt, st.ID)
+	}
 	fmt.Fprintf(w, "commit %d, applied %d, last log index %d, snapshot at %d, cluster %s\n", st.Commit, st.Applied, st.LastIndex, st.SnapshotIndex, st.Cluster)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tVOTER\tMATCH\tLAG\tLAST CONTACT")

@@ -127,6 +127,7 @@ type nodeConfig struct {
 	Restore         string     // a snapshot file to build a new data dir from (a backup)
 	LogFormat       string     // "text" or "json"
 	LogLevel        slog.Level // the least important log record written
+	Listening       func()     // if set, called once the node listens on its data dir (-demo waits for it)
 
 	TLS *tlsKeys // nil: plain TCP, open to anyone who can reach the port
 }
@@ -168,7 +169,8 @@ Run a node:
                                            a temporary dir; Ctrl-C stops them and removes it
   raft -c ':9990,:9991,:9992' -p 9990 -restore backup.snap
                                            a member of a new cluster started from a backup (written
-                                           by -C backup); give each member the file
+                                           by -C backup); give each member the file; restarted
+                                           with the same file, it starts as it was
   raft -p 9990 -log-format json            node logs as JSON lines (-log-level debug|info|warn|error)
   raft -version                            the version: module version, VCS revision and time, Go
 

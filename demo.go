@@ -29,11 +29,13 @@ func runDemo(base int, stdout, stderr io.Writer, stop <-chan struct{}) int {
 	defer os.RemoveAll(dir)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(demoMembers))
+	listening := make(chan struct{}, len(demoMembers))
 	quit := make(chan struct{})
 	for _, id := range demoMembers {
 		// The members stop together: no leadership to hand over.
 		cfg := nodeConfig{ID: id, Bootstrap: Config{Members: demoMembers}, DataDir: filepath.Join(dir, id[1:]),
-			Heartbeat: 30 * time.Millisecond, Election: 150 * time.Millisecond, SnapshotEntries: 100000, NoHandOff: true, MaxMessage: 1 << 20}
+			Heartbeat: 30 * time.Millisecond, Election: 150 * time.Millisecond, SnapshotEntries: 100000, NoHandOff: true, MaxMessage: 1 << 20,
+			Listening: func() { listening <- struct{}{} }}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -43,6 +45,21 @@ func runDemo(base int, stdout, stderr io.Writer, stop <-chan struct{}) int {
 			}
 		}()
 	}
+	// The banner only once every member listens: a port in use fails the demo first.
+	status := exitOK
+	for range demoMembers {
+		select {
+		case <-listening:
+			continue
+		case <-stop:
+		case err := <-errs:
+			fmt.Fprintf(stderr, "raft: -demo: %v\n", err)
+			status = exitFailed
+		}
+		close(quit)
+		wg.Wait()
+		return status
+	}
 	fmt.Fprintf(stdout, `A three-node cluster is starting on %s, %s and %s (data in %s).
 In another terminal, try:
   ./raft -C clientcommand -m "I like beer." -S %[2]s
@@ -50,7 +67,6 @@ In another terminal, try:
   ./raft -C status -S %[1]s
 Ctrl-C stops it and removes the data.
 `, demoMembers[0], demoMembers[1], demoMembers[2], dir)
-	status := exitOK
 	select {
 	case <-stop:
 	case err := <-errs:

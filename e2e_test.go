@@ -666,13 +666,24 @@ func TestEndToEndSnapshots(t *testing.T) {
 	if st := b.status(restored[0]); st.Cluster == c.status(members[0]).Cluster || st.SnapshotIndex != meta.Index {
 		t.Fatalf("restored cluster: id %s (the old one's is %s), snapshot index %d, want %d", st.Cluster, c.status(members[0]).Cluster, st.SnapshotIndex, meta.Index)
 	}
-	// A data dir that is not new is never overwritten by a restore.
+	// Started again with the same -restore (a service's command line), a member starts on
+	// its data dir as it is, and says so. Another file never overwrites a data dir in
+	// use: the start is refused, saying to drop -restore, and changes nothing.
 	b.stop(restored[2], syscall.SIGTERM)
 	_, port, _ := net.SplitHostPort(restored[2])
-	cmd := exec.Command(b.bin, "-c", b.members, "-p", port, "-d", b.procs[restored[2]].dir, "-restore", backup)
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is not empty") {
-		t.Fatalf("-restore over a data dir in use: %v\n%s", err, out)
+	p = b.startWith(restored[2], "-c", b.members, "-p", port, "-restore", backup, "-cluster-token", "restored")
+	if !p.stderr.waitLine("restored from this file already") || !p.stderr.waitLine("-restore can be dropped") {
+		t.Fatalf("%s restarted with the same -restore does not say it started as it was:\n%s", restored[2], p.stderr)
 	}
+	b.send(restored[2], "count")
+	b.waitAll(restored, fmt.Sprintf(" Count %d", len(saved.messages)+1), 1)
+	b.stop(restored[2], syscall.SIGTERM)
+	other := filepath.Join(t.TempDir(), "other.snap")
+	if err := os.WriteFile(other, encodeSnapshotFile(SnapshotMeta{Index: meta.Index + 1, Term: meta.Term, Machine: meta.Machine}, data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refusedStart(t, p.dir, []string{"was restored from another file", "drop -restore", "move the data dir away"},
+		"-c", b.members, "-p", port, "-d", p.dir, "-restore", other, "-cluster-token", "restored")
 }
 
 // BenchmarkCatchUp1M measures how long a new member takes to join a 3-node cluster
@@ -863,13 +874,10 @@ func (c *e2eCluster) status(id string) NodeStatus {
 
 // raft -demo runs three members in one process; they serve, and Ctrl-C stops them and
 // removes their data.
-func TestEndToEndDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test: starts real processes")
-	}
-	bin := raftBinary(t)
-	var base int
-	for base = 20000 + int(time.Now().UnixNano()%20000); ; base += 3 {
+// freeDemoBase finds three free ports in a row for -demo -p, which listens on every
+// interface.
+func freeDemoBase() int {
+	for base := 20000 + int(time.Now().UnixNano()%20000); ; base += 3 {
 		ok := true
 		for i := range 3 {
 			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", base+i))
@@ -880,9 +888,17 @@ func TestEndToEndDemo(t *testing.T) {
 			ln.Close()
 		}
 		if ok {
-			break
+			return base
 		}
 	}
+}
+
+func TestEndToEndDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	bin := raftBinary(t)
+	base := freeDemoBase()
 	out := newLines()
 	cmd := exec.Command(bin, "-demo", "-p", fmt.Sprint(base))
 	cmd.Stdout, cmd.Stderr = out, out

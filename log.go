@@ -104,6 +104,10 @@ type walMeta struct {
 	// -c without incarnations; the first configuration formed stands in for it
 	// (restoredConfig).
 	Restored bool
+	// RestoredFrom is the SHA-256 of the file it was restored from, in hex ("": not
+	// restored, or by a binary that did not record it): started again with the same
+	// -restore, the node starts on the data dir as it is.
+	RestoredFrom string
 }
 
 // logPosition names a log entry.
@@ -245,6 +249,15 @@ func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage
 		}
 	}
 	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
+	if st.Snapshot.Index > 0 {
+		renamed, err := renameHexSnapshot(dir, st.Snapshot)
+		if err != nil {
+			return nil, st, nil, "", err
+		}
+		if renamed != "" {
+			notice = strings.TrimPrefix(notice+"; "+renamed, "; ")
+		}
+	}
 	if err := removeStale(dir, st.Snapshot, true); err != nil {
 		return nil, st, nil, "", err
 	}
@@ -448,8 +461,11 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 			return d, err
 		}
 		if good < len(data) {
+			if i < len(seqs)-1 && endsInRecord(data, good) {
+				return d, fmt.Errorf("%w: %s was cut short: it ends in the middle of the record at offset %d, and later segments follow it, so what it held after that is lost; %s", errDataDir, path, good, damagedDirAdvice)
+			}
 			if i < len(seqs)-1 {
-				return d, fmt.Errorf("%w: %s: the record at offset %d is damaged (bad length or checksum) and later segments follow it; restore this node's data dir from a backup, or remove the node from the cluster and add it back with an empty one", errDataDir, path, good)
+				return d, fmt.Errorf("%w: %s: the record at offset %d is damaged (bad length or checksum) and later segments follow it; %s", errDataDir, path, good, damagedDirAdvice)
 			}
 			d.torn = &tornTail{path: path, good: good, size: len(data)}
 		}
@@ -466,7 +482,11 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	}
 	d.state.Bootstrap = d.meta.Bootstrap
 	if err := d.state.check(); err != nil {
-		return d, fmt.Errorf("%w: %s: %v; restore the data dir from a backup", errDataDir, dir, err)
+		oldest := legacyWALName
+		if len(d.segs) > 0 && !d.legacy {
+			oldest = segmentName(d.segs[0].seq)
+		}
+		return d, fmt.Errorf("%w: %s: the oldest log segment, %s, %v; %s", errDataDir, dir, oldest, err, damagedDirAdvice)
 	}
 	return d, nil
 }
@@ -541,8 +561,13 @@ func (d *dataDir) replayRecord(rec walRecord, firstOfDir, firstOfSegment bool) e
 		// The oldest segment kept: the log before it was compacted away.
 		d.state.base = *rec.Start
 	case rec.Start != nil && *rec.Start != d.state.lastPosition():
-		return fmt.Errorf("the segment continues a log that ends at index %d (term %d), but the segments before it end at %d (term %d): a segment is missing or does not belong here",
-			rec.Start.Index, rec.Start.Term, d.state.lastPosition().Index, d.state.lastPosition().Term)
+		last := d.state.lastPosition()
+		if rec.Start.Index > last.Index {
+			return fmt.Errorf("the segment starts after entry %d (term %d), but the segments before it end at entry %d (term %d): the one before it was cut short, and entries %d to %d are lost; %s",
+				rec.Start.Index, rec.Start.Term, last.Index, last.Term, last.Index+1, rec.Start.Index, damagedDirAdvice)
+		}
+		return fmt.Errorf("the segment starts after entry %d (term %d), but the segments before it end at entry %d (term %d): it does not belong here (a segment of another data dir, or an older copy); %s",
+			rec.Start.Index, rec.Start.Term, last.Index, last.Term, damagedDirAdvice)
 	}
 	return d.state.apply(rec)
 }
@@ -679,13 +704,32 @@ func (l *logState) applySnapshot(s SnapshotMeta, replace bool) error {
 }
 
 // check verifies, once every record is read, that nothing is missing: every entry before
-// the oldest kept segment is covered by the snapshot.
+// the oldest kept segment is covered by the snapshot. Its error completes "the oldest
+// log segment, <name>, ...".
 func (l *logState) check() error {
-	if l.base.Index > l.Snapshot.Index {
-		return fmt.Errorf("the log starts after index %d, but the snapshot covers only up to %d: entries %d to %d are missing",
+	switch {
+	case l.base.Index > l.Snapshot.Index && l.Snapshot.Index == 0:
+		return fmt.Errorf("starts after entry %d, and there is no snapshot: entries 1 to %d are missing, so the log was cut short at its start (the segments before it deleted or lost)",
+			l.base.Index, l.base.Index)
+	case l.base.Index > l.Snapshot.Index:
+		return fmt.Errorf("starts after entry %d, but the snapshot covers the log only up to entry %d: entries %d to %d are missing, so the log was cut short at its start (a segment before it deleted or lost)",
 			l.base.Index, l.Snapshot.Index, l.Snapshot.Index+1, l.base.Index)
 	}
 	return nil
+}
+
+// damagedDirAdvice is what to do about a data dir that lost part of its log.
+const damagedDirAdvice = "restore the data dir from a backup, or remove this node from the cluster and add it back with an empty data dir (it catches up from the others)"
+
+// endsInRecord reports whether data, which does not hold a whole frame at off, ends in
+// the middle of one there: its header is cut, or its length runs past the end. (A
+// damaged frame is one that is all there but does not check out.)
+func endsInRecord(data []byte, off int) bool {
+	if len(data)-off < frameHeader {
+		return true
+	}
+	n := binary.LittleEndian.Uint32(data[off:])
+	return n > 0 && n <= maxFrameBytes && uint64(off)+frameHeader+uint64(n) > uint64(len(data))
 }
 
 // lockDir takes an exclusive lock on the data dir, so two nodes never share one.

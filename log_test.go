@@ -287,7 +287,7 @@ func TestWALMissingFilesRefused(t *testing.T) {
 		damaged := maps(files)
 		delete(damaged, segmentName(1))
 		setDir(t, dir, damaged)
-		refused(t, dir, "are missing")
+		refused(t, dir, "oldest log segment, "+segmentName(2), "entries 1 to 10 are missing", "cut short at its start")
 	})
 }
 
@@ -436,6 +436,48 @@ func TestWALInstalledSnapshotReplacesLog(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, recvName(SnapshotMeta{Index: 12, Term: 2}))); err == nil {
 		t.Fatal("a received snapshot the log never recorded survived the restart")
 	}
+}
+
+// Snapshot files are named in decimal, as the logs speak; a data dir of an older binary,
+// whose snapshot has its name in hex, opens, and the file gets its decimal name. A
+// snapshot of another index under a hex name is stale, and goes.
+func TestWALOpensHexSnapshotName(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := mustOpen(t, dir)
+	s.Save(&HardState{Term: 2}, ents(1, 1, "a", "b", "c"))
+	meta := SnapshotMeta{Index: 26, Term: 2, Config: testBootstrap}
+	writeSnapshot(dir, meta, []byte("state at 26"))
+	if err := s.SaveSnapshot(meta, true); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if snapshotName(meta) != "snap-26-2.snap" {
+		t.Fatalf("snapshot 26 of term 2 is named %s", snapshotName(meta))
+	}
+	hex := hexSnapshotName(meta) // snap-000000000000001a-0000000000000002.snap
+	if err := os.Rename(filepath.Join(dir, snapshotName(meta)), filepath.Join(dir, hex)); err != nil {
+		t.Fatal(err)
+	}
+	stale := hexSnapshotName(SnapshotMeta{Index: 16, Term: 2})
+	os.WriteFile(filepath.Join(dir, stale), []byte("an older snapshot"), 0o600)
+	s, st, data, notice, err := openStorage(dir, ":1", testBootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if st.Snapshot.Index != 26 || string(data) != "state at 26" || !strings.Contains(notice, "renamed to "+snapshotName(meta)) {
+		t.Fatalf("loaded snapshot %+v (%q), notice %q", st.Snapshot, data, notice)
+	}
+	files := dirFiles(t, dir)
+	if _, ok := files[snapshotName(meta)]; !ok || files[hex] != nil || files[stale] != nil {
+		t.Fatalf("after opening, the data dir holds %v", files)
+	}
+	// Opened again, it has its name already.
+	s, st, _, notice, err = openStorage(dir, ":1", testBootstrap)
+	if err != nil || st.Snapshot.Index != 26 || notice != "" {
+		t.Fatalf("opened again: %v, snapshot %d, notice %q", err, st.Snapshot.Index, notice)
+	}
+	s.Close()
 }
 
 // legacyLog is a log file of format version 1: a header, then a record.

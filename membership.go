@@ -325,6 +325,21 @@ func (r *raft) endCatchUp(err error) {
 	r.catchUpResults = append(r.catchUpResults, catchUpResult{Server: cu.server, Err: err})
 }
 
+// removedAt is the index of the configuration entry that removed this server, if the
+// configuration in effect lacks it and an earlier one in its log had it; 0 if it is a
+// member, or its log does not tell (a spare never added; a removal compacted away).
+func (r *raft) removedAt() uint64 {
+	for i := len(r.configs) - 1; i >= 0; i-- {
+		if r.configs[i].config.contains(r.id) {
+			if i == len(r.configs)-1 {
+				return 0
+			}
+			return r.configs[i+1].index
+		}
+	}
+	return 0
+}
+
 // forgetRemoved stops replicating to a removed server once it reports that the change
 // removing it committed: from then on it knows it is out and will not campaign.
 func (r *raft) forgetRemoved(m Message) bool {

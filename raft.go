@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 )
 
 // EntryType tells what a log entry carries.
@@ -338,6 +339,10 @@ type raft struct {
 	warnings       []string        // for the operator: peers that broke the protocol
 	strangers      map[string]bool // servers with another data dir than the cluster knows, already warned of
 	savedHardState HardState       // the last hard state handed out for persisting
+
+	// Why this server last stepped down by check-quorum, for the operator ("": it has
+	// not, since it last became leader).
+	quorumLost string
 }
 
 // newRaft builds a core from what a server found on its disk. It starts as a follower.
@@ -394,8 +399,9 @@ func (r *raft) tickLeader() {
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTicks {
 		r.electionElapsed = 0
-		if !r.quorumActive() {
+		if ok, why := r.quorumActive(); !ok {
 			r.becomeFollower(r.currentTerm, noLeader)
+			r.quorumLost = why
 			return
 		}
 	}
@@ -692,7 +698,7 @@ func (r *raft) tallyVotes() bool {
 
 func (r *raft) becomeLeader() {
 	r.role, r.leader = leader, r.id
-	r.votes = nil
+	r.votes, r.quorumLost = nil, ""
 	r.heartbeatElapsed, r.electionElapsed = 0, 0
 	r.progress = map[string]*progress{}
 	r.syncProgress()
@@ -926,19 +932,29 @@ func (r *raft) handleAppendResponse(m Message) {
 }
 
 // quorumActive reports whether a majority of the configuration (this server included,
-// if a member) has answered since the last check, and starts the next period.
-func (r *raft) quorumActive() bool {
+// if a member) has answered since the last check, and starts the next period. If not,
+// why says who answered and who did not.
+func (r *raft) quorumActive() (ok bool, why string) {
 	cfg := r.config()
-	n := 0
+	var unheard []string
 	for _, id := range cfg.Members {
-		if pr := r.progress[id]; id == r.id || (pr != nil && pr.active) {
-			n++
+		if pr := r.progress[id]; id != r.id && (pr == nil || !pr.active) {
+			unheard = append(unheard, id)
 		}
 	}
 	for _, pr := range r.progress {
 		pr.active = false
 	}
-	return n >= cfg.quorum()
+	heard := len(cfg.Members) - len(unheard)
+	if heard >= cfg.quorum() {
+		return true, ""
+	}
+	self := ""
+	if cfg.contains(r.id) {
+		self = " (itself included)"
+	}
+	return false, fmt.Sprintf("no majority heard from within an election timeout: in contact with %d of %d members%s, a majority is %d; no answer from %s",
+		heard, len(cfg.Members), self, cfg.quorum(), strings.Join(unheard, ", "))
 }
 
 // --- Linearizable reads (§6.4) ---
@@ -1246,6 +1262,8 @@ type status struct {
 	// (inLease); and the highest commit index it has heard of, its own included.
 	LeaderHeard  bool
 	LeaderCommit uint64
+	QuorumLost   string // why it last stepped down by check-quorum (raft.quorumLost)
+	RemovedAt    uint64 // the configuration entry that removed it (raft.removedAt)
 }
 
 // peerStatus is the leader's view of one other server.
@@ -1259,7 +1277,8 @@ type peerStatus struct {
 func (r *raft) status() status {
 	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
-		Transferee: r.transferee, Snapshot: r.snapshot.Index, LeaderHeard: r.inLease(), LeaderCommit: max(r.leaderCommit, r.commitIndex)}
+		Transferee: r.transferee, Snapshot: r.snapshot.Index, LeaderHeard: r.inLease(), LeaderCommit: max(r.leaderCommit, r.commitIndex),
+		QuorumLost: r.quorumLost, RemovedAt: r.removedAt()}
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})

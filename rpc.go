@@ -70,6 +70,8 @@ type NodeStatus struct {
 	Cluster       string         `json:"cluster_id"`
 	Version       string         `json:"version"` // the node's binary (version.go)
 	Members       []MemberStatus `json:"members"`
+	// The configuration entry that removed this node from the cluster (0: it was not).
+	RemovedAt uint64 `json:"removed_at,omitempty"`
 }
 
 // MemberStatus is a server in the configuration (or being added), as a node sees it.
@@ -260,6 +262,8 @@ type transport struct {
 	snapshotsOut map[string]bool   // followers a snapshot is being sent to
 	conns        map[net.Conn]bool // accepted connections, closed on stop
 	ln           net.Listener
+
+	tlsWarned warnOnce // hosts that opened a TLS handshake with this member without TLS, already logged
 }
 
 func newTransport(id, dir string, report func(Message), logger *slog.Logger) *transport {
@@ -358,6 +362,16 @@ type peer struct {
 	t     *transport
 	queue chan Message
 	down  bool // last attempt failed; logged once per outage
+	// Why the last attempt failed, until one succeeds (nil: it did not fail), and whether
+	// the peer answered, refusing the batch: what the leader tells the client of a
+	// server it could not add.
+	failure atomic.Pointer[peerFailure]
+}
+
+// peerFailure is why messages to a peer did not get through.
+type peerFailure struct {
+	err      error
+	answered bool // the peer answered and refused them (else: no answer)
 }
 
 func (p *peer) run() {
@@ -461,6 +475,7 @@ func messageBytes(m Message) int {
 }
 
 func (p *peer) failed(err error) {
+	p.failure.Store(&peerFailure{err: err, answered: errors.As(err, new(rpc.ServerError))})
 	if !p.down {
 		p.down = true
 		p.t.logger.Warn("peer unreachable; will keep retrying", "peer", p.addr, "err", err)
@@ -468,10 +483,20 @@ func (p *peer) failed(err error) {
 }
 
 func (p *peer) recovered() {
+	p.failure.Store(nil)
 	if p.down {
 		p.down = false
 		p.t.logger.Info("peer reachable again", "peer", p.addr)
 	}
+}
+
+// lastFailure is why messages to addr did not get through the last time, if they have
+// not since (nil: they did, or none were sent). Called by the event loop only.
+func (t *transport) lastFailure(addr string) *peerFailure {
+	if p := t.peers[addr]; p != nil {
+		return p.failure.Load()
+	}
+	return nil
 }
 
 // forward sends a command to the leader and waits for its answer. An error wrapping

@@ -4,9 +4,11 @@ package main
 import (
 	"bytes"
 	"encoding/gob"
+	"log"
 	"log/slog"
 	"net"
 	"net/rpc"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,8 +41,46 @@ func serveRaft(t *testing.T, service any) string {
 	if err := srv.RegisterName("Raft", service); err != nil {
 		t.Fatal(err)
 	}
-	go srv.Accept(ln)
+	go serveListener(ln, srv)
 	return ln.Addr().String()
+}
+
+// serveListener serves srv on ln until ln is closed. rpc.Server.Accept would do the
+// same but log the error that ends it ("rpc.Serve: accept ... use of closed network
+// connection") into every test's output: a listener closed as its test ends is normal.
+func serveListener(ln net.Listener, srv *rpc.Server) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go srv.ServeConn(conn)
+	}
+}
+
+// The test servers stop without a word when their listener closes: net/rpc's own accept
+// loop logged "rpc.Serve: accept ... use of closed network connection" into the output of
+// every test that used one.
+func TestServeListenerStopsQuietly(t *testing.T) {
+	var out bytes.Buffer
+	log.SetOutput(&out)
+	defer log.SetOutput(os.Stderr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer()
+	srv.RegisterName("Raft", &sink{})
+	done := make(chan struct{})
+	go func() {
+		serveListener(ln, srv)
+		close(done)
+	}()
+	ln.Close()
+	<-done
+	if out.Len() != 0 {
+		t.Fatalf("serving stopped with a log line: %q", out.String())
+	}
 }
 
 // A connection found dead when first used (its peer restarted while it sat idle) fails

@@ -136,16 +136,21 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	if cfg.Restore != "" {
 		meta, err := restoreSnapshot(cfg.Restore, cfg.DataDir, cfg.ID, cfg.Bootstrap)
-		if err != nil {
+		switch {
+		case errors.Is(err, errRestoredAlready):
+			// A service that keeps -restore in its command line: a restart is a restart.
+			logger.Info(err.Error() + "; starting on it as it is (-restore can be dropped from the command line)")
+		case err != nil:
 			closeListeners()
-			return explainStorageError(err)
+			return explainStartError(cfg.DataDir, err)
+		default:
+			logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
 		}
-		logger.Info("restored a snapshot into a new data dir", "file", cfg.Restore, "index", meta.Index, "term", meta.Term, "members", meta.Config.Members)
 	}
 	store, st, snapData, notice, err := openNodeStorage(cfg.DataDir, cfg.ID, cfg.Bootstrap, cfg.ClusterToken)
 	if err != nil {
 		closeListeners()
-		return explainStorageError(err)
+		return explainStartError(cfg.DataDir, err)
 	}
 	defer store.Close()
 	if notice != "" {
@@ -170,6 +175,9 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	go trans.serve(ln, srv)
 	defer trans.stop()
+	if cfg.Listening != nil {
+		cfg.Listening()
+	}
 	forming := store.Meta().Forming != 0
 	if forming {
 		first, ok, err := formCluster(cfg, store, trans, logger, stop)
@@ -183,7 +191,7 @@ func runNode(cfg nodeConfig, stdout io.Writer, logger *slog.Logger, stop <-chan 
 	}
 	restoredConfig(store.Meta(), &st.Snapshot)
 	if err := initClusterID(store, st, cfg); err != nil {
-		return explainStorageError(err)
+		return explainStartError(cfg.DataDir, err)
 	}
 	n := newNode(cfg, st, store, trans, stdout, logger)
 	n.sm = sm
@@ -373,6 +381,25 @@ func explainStorageError(err error) error {
 	return err
 }
 
+// explainStartError says what an operator can do about a data dir that a node could not
+// start on. It never ran: it took no writes and answered no one.
+func explainStartError(dir string, err error) error {
+	didNot := "the node did not start"
+	switch {
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w: the data dir %s cannot be written (read-only file system), so %s; make it writable, or give the node another data dir (-d)", err, dir, didNot)
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w: the data dir %s cannot be written (permissions), so %s; make it writable by this user, or give the node another data dir (-d)", err, dir, didNot)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w: the data dir %s cannot be made: part of its path is a file, not a directory, so %s; give the node another data dir (-d)", err, dir, didNot)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return fmt.Errorf("%w: no room to write the data dir %s (disk full, quota or file size limit), so %s; make room and start it again", err, dir, didNot)
+	case errors.Is(err, syscall.EIO):
+		return fmt.Errorf("%w: the disk of the data dir %s reported an I/O error, so %s; check the disk", err, dir, didNot)
+	}
+	return err
+}
+
 // newNode builds a node on its opened data dir; trans is its transport (nil: a new one).
 func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transport, stdout io.Writer, logger *slog.Logger) *node {
 	tick := max(min(cfg.Heartbeat/3, 10*time.Millisecond), time.Millisecond)
@@ -443,7 +470,10 @@ func (n *node) logStart(cfg nodeConfig, st persistentState, formed bool) {
 		msg = "started"
 	}
 	n.logger.Info(msg, append(attrs, "members", s.Config.Members)...)
-	if !s.Config.contains(n.id) {
+	switch {
+	case s.RemovedAt > 0:
+		n.logger.Info(removedNote(n.id, s.RemovedAt))
+	case !s.Config.contains(n.id):
 		n.logger.Info("not a member, so it will not campaign; add it with: raft -C addserver -m " + n.id + " -S <member>")
 	}
 	n.seen = s
@@ -668,9 +698,18 @@ func (n *node) caughtUp(cu catchUpResult) {
 	p := n.adding[cu.Server]
 	delete(n.adding, cu.Server)
 	if cu.Err != nil {
-		n.logger.Warn("not adding server", "server", cu.Server, "err", cu.Err)
+		err := cu.Err
+		if f := n.trans.lastFailure(cu.Server); f != nil && errors.Is(err, errCatchUpUnreachable) {
+			// The transport knows more than "no answer": say what it was told.
+			if f.answered {
+				err = fmt.Errorf("the new server answered, but took none of the leader's messages: %v; membership unchanged", f.err)
+			} else {
+				err = fmt.Errorf("the new server did not answer (%v); is it running, and reachable at that address? membership unchanged", f.err)
+			}
+		}
+		n.logger.Warn("not adding server", "server", cu.Server, "err", err)
 		if p != nil {
-			p.done <- n.refusal(cu.Err)
+			p.done <- n.refusal(err)
 		}
 		return
 	}
@@ -756,7 +795,7 @@ func (n *node) status() (NodeStatus, error) {
 	}
 	s := <-reply
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion()}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion(), RemovedAt: s.RemovedAt}
 	id, _ := n.store.ClusterID()
 	st.Cluster = formatClusterID(id)
 	peers := map[string]peerStatus{}
@@ -838,18 +877,32 @@ func (n *node) logTransitions() {
 			n.logger.Warn("lost contact with the leader; asking the others whether an election could succeed (pre-vote)", "leader", n.seen.Leader, "term", s.Term)
 		case s.Leader != noLeader:
 			n.logger.Info("following leader", "leader", s.Leader, "term", s.Term)
+		case n.seen.Role == leader && s.QuorumLost != "":
+			n.logger.Warn("stepped down", "term", s.Term, "why", s.QuorumLost)
+		case n.seen.Role == leader && s.Term > n.seen.Term:
+			n.logger.Info("stepped down", "term", s.Term, "why", fmt.Sprintf("another server campaigns in term %d, later than its %d", s.Term, n.seen.Term))
 		case n.seen.Role == leader:
 			n.logger.Info("stepped down", "term", s.Term)
 		}
 	}
 	if was, is := n.seen.Config.contains(n.id), s.Config.contains(n.id); was != is {
-		if is {
+		switch {
+		case is:
 			n.logger.Info("now a member", "members", s.Config.Members)
-		} else {
+		case s.RemovedAt > 0:
+			n.logger.Info(removedNote(n.id, s.RemovedAt), "members", s.Config.Members)
+		default:
 			n.logger.Info("no longer a member; it will not campaign", "members", s.Config.Members)
 		}
 	}
 	n.seen = s
+}
+
+// removedNote says what a server removed from the cluster by the configuration entry at
+// index at does, and what to do with it. It keeps running, unlike a removed etcd member:
+// its data dir is still good, and adding it back as it is is a plain addserver.
+func removedNote(id string, at uint64) string {
+	return fmt.Sprintf("removed from the cluster by the configuration entry at index %d: it takes no part and will not campaign. It keeps running so that it can be added back as it is (raft -C addserver -m %s -S <member>); to retire it, stop it and delete its data dir", at, id)
 }
 
 // apply applies one committed entry and answers the client waiting for it, if any.
@@ -1011,7 +1064,7 @@ func (n *node) deliver(msgs []Message) error {
 	defer timer.Stop()
 	for _, m := range msgs {
 		if m.To != n.id {
-			return fmt.Errorf("message for %s reached %s: check that every member's -c lists the same addresses", m.To, n.id)
+			return fmt.Errorf("a message for %s reached %s, which goes by that address: a server is known by its address exactly as written in its -p and in -c (check that every member's -c lists the same addresses; add or name it as %s)", m.To, n.id, n.id)
 		}
 		if err := checkMessage(m); err != nil {
 			return fmt.Errorf("refused %v from %s: %v", m.Type, m.From, err)

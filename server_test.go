@@ -307,6 +307,17 @@ func TestStorageErrorsExplained(t *testing.T) {
 	if err := errors.New("other"); explainStorageError(err) != err {
 		t.Error("an unrelated error was changed")
 	}
+	// At start the node never ran: it says so, and names the data dir.
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.ENOTDIR, syscall.EIO} {
+		err := explainStartError("/data/dir", fmt.Errorf("create log segment: %w", errno))
+		if msg := err.Error(); !strings.Contains(msg, "the node did not start") || !strings.Contains(msg, "data dir /data/dir") ||
+			strings.Contains(msg, "no more writes") || !errors.Is(err, errno) {
+			t.Errorf("at start, %v: %v", errno, err)
+		}
+	}
+	if err := errors.New("other"); explainStartError("/data/dir", err) != err {
+		t.Error("an unrelated error was changed at start")
+	}
 }
 
 func clusterOf(s *storage) uint64 {

@@ -10,11 +10,14 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net/rpc"
 	"os"
 	"path/filepath"
@@ -30,8 +33,49 @@ type SnapshotMeta struct {
 	Machine     int    // how the state machine's bytes are laid out (machineFormat)
 }
 
+// snapshotName is the file of snapshot m, its index and term in decimal, as the logs and
+// status give them.
 func snapshotName(m SnapshotMeta) string {
+	return fmt.Sprintf("snap-%d-%d.snap", m.Index, m.Term)
+}
+
+// hexSnapshotName is the name older binaries gave the file (index and term in hex, 16
+// digits). A data dir opened with its snapshot under it has it renamed (renameHexSnapshot).
+func hexSnapshotName(m SnapshotMeta) string {
 	return fmt.Sprintf("snap-%016x-%016x.snap", m.Index, m.Term)
+}
+
+// snapshotPath is where snapshot m is in dir: under its name, or under its hex name if
+// only that is there (a data dir of an older binary, not yet renamed).
+func snapshotPath(dir string, m SnapshotMeta) string {
+	path := filepath.Join(dir, snapshotName(m))
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if hex := filepath.Join(dir, hexSnapshotName(m)); fileExists(hex) {
+			return hex
+		}
+	}
+	return path
+}
+
+// renameHexSnapshot gives snapshot m its decimal name, durably, if the file has its hex
+// name, and says so ("": it had its name already).
+func renameHexSnapshot(dir string, m SnapshotMeta) (string, error) {
+	path := snapshotPath(dir, m)
+	if filepath.Base(path) == snapshotName(m) {
+		return "", nil
+	}
+	if err := os.Rename(path, filepath.Join(dir, snapshotName(m))); err != nil {
+		return "", fmt.Errorf("rename snapshot %s to its decimal name: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", fmt.Errorf("rename snapshot %s to its decimal name: %w", path, err)
+	}
+	return fmt.Sprintf("%s: renamed to %s (snapshot files are named in decimal now)", path, snapshotName(m)), nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // encodeSnapshotFile lays out a snapshot file.
@@ -114,7 +158,7 @@ func openSnapshotMessages(dir string, meta SnapshotMeta, data []byte, sm *machin
 
 // readSnapshot reads the snapshot described by meta and returns the state machine's bytes.
 func readSnapshot(dir string, meta SnapshotMeta) ([]byte, error) {
-	path := filepath.Join(dir, snapshotName(meta))
+	path := snapshotPath(dir, meta)
 	file, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the log starts after snapshot %d (term %d), which cannot be read: %v; restore the data dir from a backup, or remove the node from the cluster and add it back with an empty one",
@@ -166,15 +210,16 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	if err != nil {
 		return SnapshotMeta{}, fmt.Errorf("-restore: %s is not a usable snapshot: %v", file, err)
 	}
+	sum := sha256.Sum256(raw)
 	if names, err := listDir(dir); err == nil && len(names) > 0 {
-		return SnapshotMeta{}, fmt.Errorf("-restore builds a new data dir, and %s is not empty (move it away, or give another -d)", dir)
+		return SnapshotMeta{}, restoredBefore(file, dir, hex.EncodeToString(sum[:]))
 	}
 	// Built beside it and renamed into place: a restore that fails half-way (a full
 	// disk) leaves no data dir that a later start would take for a new, empty one.
 	tmp := filepath.Clean(dir) + ".restoring"
 	os.RemoveAll(tmp) // what an earlier failed attempt left
 	meta.Config, meta.ConfigIndex = bootstrap, meta.Index
-	if err := buildRestoredDir(tmp, id, bootstrap, meta, data); err != nil {
+	if err := buildRestoredDir(tmp, id, bootstrap, meta, data, hex.EncodeToString(sum[:])); err != nil {
 		os.RemoveAll(tmp)
 		return SnapshotMeta{}, fmt.Errorf("-restore: %w", err)
 	}
@@ -186,14 +231,38 @@ func restoreSnapshot(file, dir, id string, bootstrap Config) (SnapshotMeta, erro
 	return meta, syncDir(filepath.Dir(filepath.Clean(dir)))
 }
 
-// buildRestoredDir writes a whole data dir at dir whose log starts after snapshot meta.
-func buildRestoredDir(dir, id string, bootstrap Config, meta SnapshotMeta, data []byte) error {
+// errRestoredAlready: the data dir was restored from this very file, by an earlier start
+// with the same command line; the node starts on it as it is.
+var errRestoredAlready = errors.New("the data dir was restored from this file already")
+
+// restoredBefore says why -restore file does not go into dir, which is not empty:
+// errRestoredAlready if dir was restored from that file (whose SHA-256 is sum), else
+// what dir is and what to do.
+func restoredBefore(file, dir, sum string) error {
+	meta, err := peekMeta(dir)
+	switch {
+	case err != nil:
+		return err
+	case meta != nil && meta.RestoredFrom == sum:
+		return fmt.Errorf("%w (%s, sha256 %.12s): %s holds what this node did since", errRestoredAlready, file, sum, dir)
+	case meta != nil && meta.RestoredFrom != "":
+		return fmt.Errorf("-restore %s: the data dir %s was restored from another file (sha256 %.12s, and this one's is %.12s) and holds this node's state since: to start the node on it, drop -restore; to restore %s instead, move the data dir away (or give another -d)",
+			file, dir, meta.RestoredFrom, sum, file)
+	case meta != nil:
+		return fmt.Errorf("-restore %s: the data dir %s is not empty: it holds the state of node %s, and was not restored from this file: to start the node on it, drop -restore; to restore the file, move the data dir away (or give another -d)", file, dir, meta.ID)
+	}
+	return fmt.Errorf("-restore builds a new data dir, and %s is not empty (move it away, or give another -d)", dir)
+}
+
+// buildRestoredDir writes a whole data dir at dir whose log starts after snapshot meta,
+// restored from a file whose SHA-256 is sum.
+func buildRestoredDir(dir, id string, bootstrap Config, meta SnapshotMeta, data []byte, sum string) error {
 	store, _, _, _, err := openStorage(dir, id, bootstrap)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := store.UpdateMeta(func(m *walMeta) { m.Restored = true }); err != nil {
+	if err := store.UpdateMeta(func(m *walMeta) { m.Restored, m.RestoredFrom = true, sum }); err != nil {
 		return err
 	}
 	if err := writeSnapshot(dir, meta, data); err != nil {
@@ -233,7 +302,7 @@ const (
 
 // recvName is where a received snapshot waits until the core takes it.
 func recvName(m SnapshotMeta) string {
-	return fmt.Sprintf("recv-%016x-%016x.snap", m.Index, m.Term)
+	return fmt.Sprintf("recv-%d-%d.snap", m.Index, m.Term)
 }
 
 // sendSnapshot streams the snapshot that m announces to m.To, in the background; one at a

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -216,7 +217,7 @@ func TestSnapshotStreamResumes(t *testing.T) {
 	f := &node{id: ln.Addr().String(), dir: followerDir, recvc: make(chan Message, 1), donec: make(chan struct{})}
 	srv := rpc.NewServer()
 	srv.RegisterName("Raft", &flakySnapshots{n: f, lose: map[int]bool{2: true, 4: true}})
-	go srv.Accept(ln)
+	go serveListener(ln, srv)
 
 	failed := make(chan Message, 1)
 	tr := newTransport("a", leaderDir, func(m Message) { failed <- m }, slog.New(slog.DiscardHandler))
@@ -347,5 +348,50 @@ func TestRestoreFailsWhole(t *testing.T) {
 	var sm machine
 	if err := sm.restore(data, st.Snapshot.Machine); err != nil || len(sm.messages) != len(msgs) || st.HardState.Term != meta.Term || st.HardState.Commit != meta.Index {
 		t.Fatalf("restored dir: %d messages (%v), hard state %+v", len(sm.messages), err, st.HardState)
+	}
+}
+
+// -restore into a data dir that is not empty: the file it was restored from is a no-op
+// (errRestoredAlready); another file, or a data dir that was never restored, is refused,
+// saying to drop -restore; none of them changes the data dir.
+func TestRestoreIntoUsedDataDir(t *testing.T) {
+	meta := SnapshotMeta{Index: 3, Term: 2, Config: Config{Members: []string{"old:1"}}, Machine: machineFormat}
+	later := meta
+	later.Index++
+	base := t.TempDir()
+	backup, other := filepath.Join(base, "backup.snap"), filepath.Join(base, "other.snap")
+	os.WriteFile(backup, encodeSnapshotFile(meta, encodeMachine(machineView{})), 0o600)
+	os.WriteFile(other, encodeSnapshotFile(later, encodeMachine(machineView{})), 0o600)
+	members := Config{Members: []string{"127.0.0.1:1"}}
+	restored, plain := filepath.Join(base, "restored"), filepath.Join(base, "plain")
+	if _, err := restoreSnapshot(backup, restored, members.Members[0], members); err != nil {
+		t.Fatal(err)
+	}
+	s, _, _, _, err := openStorage(plain, members.Members[0], members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, tc := range []struct {
+		file, dir string
+		want      []string
+	}{
+		{backup, restored, []string{"restored from this file already"}},
+		{other, restored, []string{"was restored from another file", "drop -restore"}},
+		{backup, plain, []string{"is not empty", "was not restored from this file", "drop -restore"}},
+	} {
+		before := dirFiles(t, tc.dir)
+		_, err := restoreSnapshot(tc.file, tc.dir, members.Members[0], members)
+		if err == nil || errors.Is(err, errRestoredAlready) != (tc.file == backup && tc.dir == restored) {
+			t.Fatalf("-restore %s into %s: %v", tc.file, tc.dir, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("-restore %s into %s: %q does not say %q", tc.file, tc.dir, err, w)
+			}
+		}
+		if after := dirFiles(t, tc.dir); !reflect.DeepEqual(before, after) {
+			t.Fatalf("-restore %s into %s changed it", tc.file, tc.dir)
+		}
 	}
 }

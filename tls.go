@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/gob"
@@ -189,7 +190,7 @@ func (t *transport) useTLS(keys *tlsKeys) {
 // handshakeTimeout, so a slow or silent dialer holds up no one else.
 func (t *transport) handshake(conn net.Conn) net.Conn {
 	if t.tls == nil {
-		return conn
+		return t.plainOnly(conn)
 	}
 	tc := tls.Server(conn, t.tls.serverConfig())
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -213,6 +214,32 @@ func (t *transport) handshake(conn net.Conn) net.Conn {
 	tc.SetDeadline(time.Time{})
 	return tc
 }
+
+// plainOnly returns a connection to a member without TLS, to serve, or nil if its
+// dialer opened with a TLS handshake: then that is logged (once per remote host: a
+// member given TLS flags redials all the time) and the connection closed. Served as it
+// is, the handshake would be read as gob and refused as "gob: duplicate type received".
+// A TLS connection starts with a handshake record: type 22, version 3.x; the first
+// message of net/rpc, a gob type definition, never does.
+func (t *transport) plainOnly(conn net.Conn) net.Conn {
+	var head [3]byte
+	n, err := io.ReadFull(conn, head[:])
+	if err == nil && head[0] == 0x16 && head[1] == 3 && head[2] <= 4 {
+		host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+		t.tlsWarned.warn(t.logger, host, fmt.Sprintf("refused a connection from %s: it opened a TLS handshake, and this node runs without TLS (a client or member given -tls-cert, -tls-key and -tls-ca: give them to every member, or to none)", conn.RemoteAddr()))
+		conn.Close()
+		return nil
+	}
+	return &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(head[:n]), conn)}
+}
+
+// replayConn is a connection whose first bytes were read already: it reads them again.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // answerPlain answers a dialer that spoke plain net/rpc to a TLS member, in net/rpc's
 // own framing (a Response, then an empty body) for its first request (sequence number

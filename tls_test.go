@@ -416,4 +416,18 @@ func TestEndToEndWarnsWithoutTLS(t *testing.T) {
 	if len(warnings) != 1 || !strings.Contains(warnings[0], a) {
 		t.Fatalf("want one warning naming %s; log:\n%s", a, p.stderr)
 	}
+
+	// A client with TLS is turned away, and the node says why (not "gob: duplicate type
+	// received"), once for all the client's attempts.
+	certs := writeCerts(t, "localhost", "127.0.0.1")
+	for range 2 {
+		r := c.client(append([]string{"-C", "clientcommand", "-m", "over TLS", "-S", a, "-timeout", "1s"}, tlsFlags(certs, "client")...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "is it running with TLS?") {
+			t.Fatalf("TLS client of a node without TLS: exit %d, %q", r.code, r.stderr)
+		}
+	}
+	checkRefusalLogged(t, p.stderr, "it opened a TLS handshake, and this node runs without TLS")
+	if n := strings.Count(p.stderr.String(), "opened a TLS handshake"); n != 1 || strings.Contains(p.stderr.String(), "gob:") {
+		t.Fatalf("want the TLS client logged once, and no gob error; log:\n%s", p.stderr)
+	}
 }
