@@ -202,7 +202,7 @@ func (c *client) note(s string) {
 // the command certainly never reached the server.
 func (c *client) call(server string, req *CommandRequest) (CommandResponse, error) {
 	if c.batch != nil {
-		return c.batch.call(server, req)
+		return c.batch.call(server, req, nil)
 	}
 	var resp CommandResponse
 	conn, err := c.conn(server, req.Wait)

@@ -57,6 +57,8 @@ type node struct {
 	readWait  []*proposal          // reads confirmed at p.index, waiting for it to be applied
 	readCtx   uint64               // the last read context handed to the core
 	statusc   chan chan status     // status requests from RPC handlers
+	leaderc   chan struct{}        // closed once the node knows a leader other than watched (forward.go)
+	watched   string               // the leader those waiting on leaderc forward to
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
 	loaded    time.Duration        // how long loading the data dir took
@@ -104,6 +106,9 @@ type proposal struct {
 	taken       time.Time // when the loop took it (with -metrics, for appends only)
 	index, term uint64
 	done        chan CommandResponse // buffered, so the loop never waits on it
+	// Refused for not leading, with a leader known: closed once the node knows another
+	// (a forward to the one named stops waiting then: forward.go).
+	leaderChanged <-chan struct{}
 }
 
 // runNode runs a node until stop is closed or it fails.
@@ -662,7 +667,7 @@ func (n *node) caughtUp(cu catchUpResult) {
 	if cu.Err != nil {
 		n.logger.Warn("not adding server", "server", cu.Server, "err", cu.Err)
 		if p != nil {
-			p.done <- n.refusal(cu.Err)
+			n.refuse(p, cu.Err)
 		}
 		return
 	}
@@ -695,7 +700,7 @@ func (n *node) readConfirmed(rs ReadState) {
 		return
 	}
 	if rs.Err != nil {
-		p.done <- n.refusal(rs.Err)
+		n.refuse(p, rs.Err)
 		return
 	}
 	p.index, p.term = rs.Index, rs.Term
@@ -737,15 +742,23 @@ func (n *node) read(req *CommandRequest) string {
 	return "Logs [" + strings.Join(n.sm.slice(from, to), " ") + "]"
 }
 
-// status is the node's view of the cluster, for Raft.Status.
-func (n *node) status() (NodeStatus, error) {
+// view asks the loop for the core's status.
+func (n *node) view() (status, error) {
 	reply := make(chan status, 1)
 	select {
 	case n.statusc <- reply:
 	case <-n.donec:
-		return NodeStatus{}, fmt.Errorf("%s is shutting down", n.id)
+		return status{}, fmt.Errorf("%s is shutting down", n.id)
 	}
-	s := <-reply
+	return <-reply, nil
+}
+
+// status is the node's view of the cluster, for Raft.Status.
+func (n *node) status() (NodeStatus, error) {
+	s, err := n.view()
+	if err != nil {
+		return NodeStatus{}, err
+	}
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
 		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot}
 	id, _ := n.store.ClusterID()
@@ -829,6 +842,7 @@ func (n *node) logTransitions() {
 		}
 	}
 	n.seen = s
+	n.noteLeader()
 }
 
 // apply applies one committed entry and answers the client waiting for it, if any.
@@ -926,7 +940,7 @@ func (n *node) propose(p *proposal) {
 		}
 	}
 	if err != nil {
-		p.done <- n.refusal(err)
+		n.refuse(p, err)
 		return
 	}
 	n.metrics.proposed(p)
@@ -1118,11 +1132,9 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 		// The loop answers every proposal it takes, by its deadline at the latest
 		// (expireWaiting), so no timer is needed here.
 		p := &proposal{req: req, deadline: start.Add(req.Wait), done: make(chan CommandResponse, 1)}
-		select {
-		case n.propc <- p:
+		var ok bool
+		if out[i], ok = n.submit(p); ok {
 			props[i] = p
-		case <-n.donec:
-			out[i] = CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
 		}
 	}
 	var forwards sync.WaitGroup
@@ -1130,36 +1142,34 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 		if p == nil {
 			continue
 		}
-		select {
-		case out[i] = <-p.done:
-		case <-n.donec:
-			out[i] = CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
-			continue
-		}
-		if out[i].NotLeader && out[i].Leader != noLeader && !p.req.Forwarded {
-			// A follower forwards to the leader it knows, once.
-			forwards.Go(func() { out[i] = n.forward(out[i].Leader, p.req, p.req.Wait-time.Since(start)) })
+		if out[i] = n.await(p); out[i].NotLeader && out[i].Leader != noLeader && !p.req.Forwarded {
+			// A follower forwards to the leader it knows (and to the next, if that one
+			// is replaced while it waits).
+			forwards.Go(func() { out[i] = n.forward(out[i].Leader, p) })
 		}
 	}
 	forwards.Wait()
 	return out
 }
 
-// forward sends a client's command to the leader lead and returns its answer.
-func (n *node) forward(lead string, req *CommandRequest, wait time.Duration) CommandResponse {
-	fwd := *req
-	fwd.Forwarded, fwd.Cluster = true, n.trans.clusterID()
-	fwd.Wait = wait
-	resp, err := n.trans.forward(lead, &fwd)
-	if err != nil {
-		if errors.Is(err, errNotSent) {
-			return CommandResponse{Status: StatusRetry, Leader: lead, Error: fmt.Sprintf("%s could not reach the leader %s: %v", n.id, lead, err)}
-		}
-		return CommandResponse{Status: StatusUnknown, Leader: lead, ForwardedTo: lead,
-			Error: fmt.Sprintf("%s forwarded the command to the leader %s but got no answer (%v); it may have committed", n.id, lead, err)}
+// submit hands p to the loop; if the node is shutting down, it says so instead.
+func (n *node) submit(p *proposal) (CommandResponse, bool) {
+	select {
+	case n.propc <- p:
+		return CommandResponse{}, true
+	case <-n.donec:
+		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}, false
 	}
-	resp.ForwardedTo = lead
-	return resp
+}
+
+// await waits for the loop's answer to p.
+func (n *node) await(p *proposal) CommandResponse {
+	select {
+	case resp := <-p.done:
+		return resp
+	case <-n.donec:
+		return CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
+	}
 }
 
 // checkCommand validates a command before it goes near the log.
