@@ -153,7 +153,8 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C bench -S ':9990,:9991' -n 20000 -c 64 -mux   the same, batched over one connection
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
-"not the leader" answers. -json prints one JSON object per result. A retried command
+"not the leader" answers; waiting on a leader, it asks the others who leads, and moves
+on to a new one. -json prints one JSON object per result. A retried command
 is applied once (each client run is a session), so the client retries through leader
 changes until -timeout.
 

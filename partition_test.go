@@ -45,7 +45,7 @@ func newPartitions(t testing.TB, c *e2eCluster, ids []string) (*partitions, erro
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("cutting nodes off needs root (to run each node as a user of its own, and to add nftables rules); this runs as uid %d", os.Geteuid())
 	}
-	if _, err := exec.LookPath("nft"); err != nil {
+	if _, err := nftPath(); err != nil {
 		return nil, fmt.Errorf("cutting nodes off needs nft (apt-get install nftables): %v", err)
 	}
 	p := &partitions{t: t, table: fmt.Sprintf("raft_test_%d_%d", os.Getpid(), partitionTables.Add(1)),
@@ -142,11 +142,29 @@ func (p *partitions) change(verb, id string) {
 	}
 }
 
+// nftPath finds nft: on PATH, or where Debian puts it (a PATH without sbin is common).
+func nftPath() (string, error) {
+	path, err := exec.LookPath("nft")
+	for _, p := range []string{"/usr/sbin/nft", "/sbin/nft"} {
+		if err == nil {
+			break
+		}
+		if _, statErr := os.Stat(p); statErr == nil {
+			path, err = p, nil
+		}
+	}
+	return path, err
+}
+
 // nft runs an nft script, for at most 10 seconds.
 func nft(script string) error {
+	path, err := nftPath()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
+	cmd := exec.CommandContext(ctx, path, "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("nft: %v: %s", err, strings.TrimSpace(string(out)))
