@@ -116,12 +116,15 @@ func (n *node) leaderLost(lead string, req *CommandRequest) CommandResponse {
 		return CommandResponse{Status: StatusUnknown, ForwardedTo: lead, Error: err.Error() + "; the command may have taken effect"}
 	}
 	if req.Command == cmdTransfer {
-		if s.Leader != noLeader && s.Leader != lead && (req.Message == "" || req.Message == s.Leader) {
-			return CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader, ForwardedTo: lead,
-				Result: fmt.Sprintf("leadership moved from %s to %s (term %d)", lead, s.Leader, s.Term)}
+		// It moved: by the transfer, or because lead was cut off; either way, what the
+		// leader itself would have answered.
+		if s.Leader != noLeader && s.Leader != lead {
+			resp := transferred(lead, req.Message, s)
+			resp.ForwardedTo = lead
+			return resp
 		}
 		return CommandResponse{Status: StatusRetry, Leader: s.Leader, ForwardedTo: lead,
-			Error: fmt.Sprintf("the leader %s lost the leadership to %s before it could transfer it to %s", lead, orDash(s.Leader), req.Message)}
+			Error: fmt.Sprintf("the leader %s lost the leadership before it answered, and %s knows no new leader yet", lead, n.id)}
 	}
 	return CommandResponse{Status: StatusUnknown, Leader: s.Leader, ForwardedTo: lead,
 		Error: fmt.Sprintf("%s forwarded the command to the leader %s, which lost the leadership to %s before it answered; it may have taken effect there (it is not sent again: a second copy could not be told from a new command)", n.id, lead, orDash(s.Leader))}

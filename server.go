@@ -787,6 +787,17 @@ func (n *node) status() (NodeStatus, error) {
 	return st, nil
 }
 
+// transferred answers a transfer of the leadership from `from` to target (empty: to
+// any member) now that s.Leader leads.
+func transferred(from, target string, s status) CommandResponse {
+	result := fmt.Sprintf("leadership transferred from %s to %s (term %d)", from, s.Leader, s.Term)
+	if target != "" && s.Leader != target {
+		// The target lost its election to another up-to-date member.
+		result = fmt.Sprintf("leadership moved from %s to %s (term %d), not to %s", from, s.Leader, s.Term, target)
+	}
+	return CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader, Result: result}
+}
+
 // checkTransfers answers leadership transfers that are over: another server leads, or
 // this one gave up and leads on.
 func (n *node) checkTransfers() {
@@ -798,12 +809,7 @@ func (n *node) checkTransfers() {
 	for _, p := range n.transfers {
 		switch {
 		case s.Role != leader && s.Leader != noLeader:
-			result := fmt.Sprintf("leadership transferred from %s to %s (term %d)", n.id, s.Leader, s.Term)
-			if s.Leader != p.req.Message {
-				// The target lost its election to another up-to-date member.
-				result = fmt.Sprintf("leadership moved from %s to %s (term %d), not to %s", n.id, s.Leader, s.Term, p.req.Message)
-			}
-			p.done <- CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader, Result: result}
+			p.done <- transferred(n.id, p.req.Message, s)
 		case s.Role == leader && s.Transferee == noLeader:
 			p.done <- CommandResponse{Status: StatusRejected, Leader: n.id,
 				Error: fmt.Sprintf("%s did not take over within an election timeout; %s is still the leader", p.req.Message, n.id)}
