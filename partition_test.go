@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -48,6 +49,7 @@ func newPartitions(t testing.TB, c *e2eCluster, ids []string) (*partitions, erro
 	if _, err := nftPath(); err != nil {
 		return nil, fmt.Errorf("cutting nodes off needs nft (apt-get install nftables): %v", err)
 	}
+	removeStaleTables(t)
 	p := &partitions{t: t, table: fmt.Sprintf("raft_test_%d_%d", os.Getpid(), partitionTables.Add(1)),
 		uids: map[string]uint32{}, cut: map[string]bool{}}
 	// Users no account has, unlikely to be another test run's.
@@ -139,6 +141,34 @@ func (p *partitions) change(verb, id string) {
 	script := fmt.Sprintf("%s element inet %s uids { %d }\n%s element inet %s ports { %s }\n", verb, p.table, p.uids[id], verb, p.table, port)
 	if err := nft(script); err != nil {
 		p.t.Fatalf("%s %s: %v", verb, id, err)
+	}
+}
+
+// staleTableRE matches the tables newPartitions makes; the number is the test process.
+var staleTableRE = regexp.MustCompile(`(?m)^table inet (raft_test_(\d+)_\d+)$`)
+
+// removeStaleTables removes the tables of test processes that are gone without
+// cleaning up (killed, or timed out: cleanups do not run after a panic). Their rules
+// would go on dropping packets to ports that later tests may be given.
+func removeStaleTables(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	path, err := nftPath()
+	if err != nil {
+		return
+	}
+	out, err := exec.CommandContext(ctx, path, "list", "tables").Output()
+	if err != nil {
+		return
+	}
+	for _, m := range staleTableRE.FindAllStringSubmatch(string(out), -1) {
+		pid, _ := strconv.Atoi(m[2])
+		if syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // that test process still runs
+		}
+		if err := nft("delete table inet " + m[1] + "\n"); err != nil {
+			t.Logf("remove the stale nftables table %s: %v", m[1], err)
+		}
 	}
 }
 
