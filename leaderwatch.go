@@ -30,14 +30,13 @@ type leaderWatch struct {
 	by      string
 	timer   *time.Timer // starts run after watchAfter
 	stop    chan struct{}
-	done    chan struct{} // closed when run returns
 }
 
 // watch starts watching server for a command that may be sent twice. It returns nil
 // if -S names no other member to ask.
 func (c *client) watch(server string) *leaderWatch {
 	w := &leaderWatch{server: server, keys: c.cfg.TLS, led: server == c.leader || server == c.known,
-		changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		changed: make(chan struct{}), stop: make(chan struct{})}
 	for _, s := range c.cfg.Servers {
 		if s != server {
 			w.others = append(w.others, s)
@@ -58,19 +57,17 @@ func (w *leaderWatch) cancel() <-chan struct{} {
 	return w.changed
 }
 
-// end stops the watch, and waits for it if it was under way.
+// end stops the watch. One under way ends by itself within about watchEvery: the
+// command's answer need not wait for it.
 func (w *leaderWatch) end() {
-	if w == nil || w.timer.Stop() {
-		return
+	if w != nil && !w.timer.Stop() {
+		close(w.stop)
 	}
-	close(w.stop)
-	<-w.done
 }
 
 // run asks the other members in turn, one every watchEvery, until one names a leader
 // other than the server after it led, or the watch ends.
 func (w *leaderWatch) run() {
-	defer close(w.done)
 	conns := map[string]*rpc.Client{}
 	defer func() {
 		for addr := range conns {
@@ -80,6 +77,11 @@ func (w *leaderWatch) run() {
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
 	for i := 0; ; i++ {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
 		member := w.others[i%len(w.others)]
 		st, err := askStatus(conns, member, watchEvery, w.keys)
 		switch {
