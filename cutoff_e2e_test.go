@@ -143,10 +143,12 @@ func TestEndToEndLeaderCutOff(t *testing.T) {
 	parts.cutOff(old)
 	send("stdin-2") // to the old leader, on the connection the first line went on
 	t.Logf("cut the leader %s off; clients send through %s", old, via)
-	// Commands without a session, forwarded to the old leader: not sent again, but
-	// answered once another leads (a transfer: it has moved; a removal: it may have been
-	// made), unless they come too late to be forwarded there.
-	transfer, remove := make(chan raftRun, 1), make(chan raftRun, 1)
+	// A read, forwarded to the old leader, goes on to the new one. Commands without a
+	// session are not sent again, but answered once another leads (a transfer: it has
+	// moved; a removal: it may have been made), unless they come too late to be
+	// forwarded to the old leader.
+	transfer, remove, read := make(chan raftRun, 1), make(chan raftRun, 1), make(chan raftRun, 1)
+	go func() { read <- runRaft(c.bin, "-C", "read", "-m", "count", "-S", via, "-timeout", "10s") }()
 	go func() { transfer <- runRaft(c.bin, "-C", "transfer", "-S", via, "-timeout", "10s") }()
 	go func() {
 		remove <- runRaft(c.bin, "-C", "removeserver", "-m", "127.0.0.1:1", "-S", via, "-timeout", "10s")
@@ -169,6 +171,9 @@ func TestEndToEndLeaderCutOff(t *testing.T) {
 	}
 	awaitCommits(2*clients, cutAt.Add(electedAfter)) // commands that started with the new leader known
 	stopClients()
+	if r := <-read; r.code != exitOK || !strings.HasPrefix(r.stdout, "Count ") {
+		t.Errorf("read through %s, sent as the leader was cut off: exit %d: %s%s", via, r.code, r.stdout, r.stderr)
+	}
 	if r := <-transfer; r.code != exitOK {
 		t.Errorf("transfer through %s, sent as the leader was cut off: exit %d: %s%s", via, r.code, r.stdout, r.stderr)
 	} else {
