@@ -66,10 +66,19 @@ func newBatcher(dial func(addr string) (*rpc.Client, error), grace time.Duration
 	return &batcher{dial: dial, grace: grace, stopc: make(chan struct{}), queues: map[string]*batchQueue{}}
 }
 
+// errCanceled: the caller stopped waiting for an answer (its cancel channel closed).
+var errCanceled = errors.New("stopped waiting for the answer")
+
 // call sends req to addr in the next batch and waits for its answer, for req.Wait plus
-// the grace at most, whatever else is in its batch. An error wrapping errNotSent means
-// the command certainly never left.
-func (b *batcher) call(addr string, req *CommandRequest) (CommandResponse, error) {
+// the grace at most, whatever else is in its batch, or until cancel is closed (nil:
+// never), which it reports with errCanceled. An error wrapping errNotSent means the
+// command certainly never left.
+func (b *batcher) call(addr string, req *CommandRequest, cancel <-chan struct{}) (CommandResponse, error) {
+	select {
+	case <-cancel:
+		return CommandResponse{}, fmt.Errorf("%w: %w", errNotSent, errCanceled)
+	default:
+	}
 	it := &batchItem{req: req, done: make(chan batchResult, 1)}
 	q := b.queue(addr)
 	timer := time.NewTimer(req.Wait + b.grace)
@@ -78,15 +87,21 @@ func (b *batcher) call(addr string, req *CommandRequest) (CommandResponse, error
 	case q.items <- it:
 	case <-timer.C:
 		return CommandResponse{}, fmt.Errorf("%w: %s had %d commands queued for %v", errNotSent, addr, cap(q.items), roundDuration(req.Wait+b.grace))
+	case <-cancel:
+		return CommandResponse{}, fmt.Errorf("%w: %w", errNotSent, errCanceled)
 	case <-b.stopc:
 		return CommandResponse{}, fmt.Errorf("%w: %w", errNotSent, errStopping)
 	}
+	// From here on its batch may be answered later: a caller that stops waiting just
+	// does not hear it.
 	select {
 	case r := <-it.done:
 		return r.resp, r.err
 	case <-timer.C:
 		// Its batch may still be answered: this caller just stops waiting.
 		return CommandResponse{}, fmt.Errorf("no answer from %s within %v", addr, roundDuration(req.Wait+b.grace))
+	case <-cancel:
+		return CommandResponse{}, errCanceled
 	case <-b.stopc:
 		return CommandResponse{}, errStopping
 	}

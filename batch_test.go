@@ -48,7 +48,7 @@ func TestBatcherBatchesWhileBusy(t *testing.T) {
 	for i := range n {
 		go func() {
 			msg := fmt.Sprint("m", i)
-			resp, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: msg, Wait: 5 * time.Second})
+			resp, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: msg, Wait: 5 * time.Second}, nil)
 			if err == nil && resp.Result != msg {
 				err = fmt.Errorf("command %q answered with %q", msg, resp.Result)
 			}
@@ -85,13 +85,13 @@ func TestBatcherBatchesWhileBusy(t *testing.T) {
 func TestBatcherFailures(t *testing.T) {
 	b := newBatcher(dialRPC, time.Second)
 	dead := freeAddrs(t, 1)[0]
-	if _, err := b.call(dead, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Second}); !errors.Is(err, errNotSent) {
+	if _, err := b.call(dead, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Second}, nil); !errors.Is(err, errNotSent) {
 		t.Fatalf("to a dead server: %v, want errNotSent", err)
 	}
 	addr, e := serveEcho(t) // never releases
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Minute})
+		_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Minute}, nil)
 		done <- err
 	}()
 	<-e.arrived
@@ -119,7 +119,7 @@ func TestBatcherBoundsBytes(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: big, Wait: 10 * time.Second})
+			_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: big, Wait: 10 * time.Second}, nil)
 			errs <- err
 		}()
 	}
@@ -145,16 +145,47 @@ func TestBatcherOutcomes(t *testing.T) {
 	b := newBatcher(dialRPC, 100*time.Millisecond)
 	defer b.stop()
 	addr, _ := serveSink(t) // has Deliver only
-	_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Second})
+	_, err := b.call(addr, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Second}, nil)
 	if !errors.Is(err, errNotSent) || !errors.As(err, new(rpc.ServerError)) {
 		t.Fatalf("from a server without Raft.Commands: %v, want errNotSent and the server's error", err)
 	}
 	held, e := serveEcho(t) // never releases
-	go b.call(held, &CommandRequest{Command: cmdAddServer, Message: ":1", Wait: time.Minute})
+	go b.call(held, &CommandRequest{Command: cmdAddServer, Message: ":1", Wait: time.Minute}, nil)
 	<-e.arrived
 	start := time.Now()
-	_, err = b.call(held, &CommandRequest{Command: cmdClient, Message: "x", Wait: 200 * time.Millisecond})
+	_, err = b.call(held, &CommandRequest{Command: cmdClient, Message: "x", Wait: 200 * time.Millisecond}, nil)
 	if err == nil || errors.Is(err, errNotSent) || time.Since(start) > 5*time.Second {
 		t.Fatalf("a 200 ms command behind a held one: %v after %v", err, time.Since(start))
+	}
+}
+
+// A caller whose cancel channel closes stops waiting at once: before its command left
+// (errNotSent), or after (it may still be answered). Forwarding relies on it to stop
+// waiting on a leader that has been replaced (forward.go).
+func TestBatcherCancel(t *testing.T) {
+	b := newBatcher(dialRPC, time.Second)
+	defer b.stop()
+	held, e := serveEcho(t) // never releases
+	closed := make(chan struct{})
+	close(closed)
+	_, err := b.call(held, &CommandRequest{Command: cmdClient, Message: "x", Wait: time.Minute}, closed)
+	if !errors.Is(err, errCanceled) || !errors.Is(err, errNotSent) {
+		t.Fatalf("canceled before it was sent: %v, want errCanceled and errNotSent", err)
+	}
+	cancel := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.call(held, &CommandRequest{Command: cmdClient, Message: "y", Wait: time.Minute}, cancel)
+		done <- err
+	}()
+	<-e.arrived
+	close(cancel)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errCanceled) || errors.Is(err, errNotSent) {
+			t.Fatalf("canceled after it was sent: %v, want errCanceled, not errNotSent", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a canceled caller went on waiting for its held command")
 	}
 }

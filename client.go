@@ -53,6 +53,7 @@ type client struct {
 	seq     uint64
 	next    int                    // the member in cfg.Servers to try next
 	leader  string                 // a leader a member named, tried first
+	known   string                 // the leader the last answer named (leaderwatch.go)
 	conns   map[string]*rpc.Client // one connection per member, kept across commands
 	batch   *batcher               // if set, commands go through it instead (bench -mux)
 	said    map[string]bool        // notes already written to stderr
@@ -151,8 +152,19 @@ func (c *client) do(message string, deadline time.Time) outcome {
 		}
 		req.Wait = serverWait(remaining)
 		server := c.target()
-		resp, err := c.call(server, req, deadline)
+		var w *leaderWatch
+		if retrySafe {
+			w = c.watch(server)
+		}
+		resp, err := c.call(server, req, deadline, w.cancel())
+		w.end()
 		switch {
+		case errors.Is(err, errCanceled):
+			// The member waited on led, and another leads now: it may have been cut off,
+			// and its answer may never come. Go to the new leader.
+			tries.failed(server, fmt.Sprintf("%s did not answer, and %s names %s as the leader now", server, w.by, w.leader), nil)
+			unknown = unknown || !errors.Is(err, errNotSent)
+			c.leader = w.leader
 		case errors.As(err, new(certError)):
 			return outcome{code: exitFailed, why: err.Error()} // no retry makes a certificate trusted
 		case errors.As(err, new(rpc.ServerError)):
@@ -175,6 +187,9 @@ func (c *client) do(message string, deadline time.Time) outcome {
 		default:
 			if resp.ForwardedTo != "" {
 				c.note(fmt.Sprintf("raft: %s is not the leader; it forwarded the command to the leader %s", server, resp.ForwardedTo))
+			}
+			if resp.Leader != noLeader {
+				c.known = resp.Leader
 			}
 			switch resp.Status {
 			case StatusOK:
@@ -227,11 +242,12 @@ func (c *client) note(s string) {
 	}
 }
 
-// call sends one command and waits for the answer until deadline at the latest. An
-// error wrapping errNotSent means the command certainly never reached the server.
-func (c *client) call(server string, req *CommandRequest, deadline time.Time) (CommandResponse, error) {
+// call sends one command and waits for the answer until deadline at the latest, or
+// until cancel is closed (errCanceled). An error wrapping errNotSent means the command
+// certainly never reached the server.
+func (c *client) call(server string, req *CommandRequest, deadline time.Time, cancel <-chan struct{}) (CommandResponse, error) {
 	if c.batch != nil {
-		return c.batch.call(server, req)
+		return c.batch.call(server, req, cancel)
 	}
 	var resp CommandResponse
 	wait := time.Until(deadline)
@@ -256,25 +272,36 @@ func (c *client) call(server string, req *CommandRequest, deadline time.Time) (C
 	case <-timer.C:
 		c.drop(server)
 		return resp, fmt.Errorf("no answer within %v", roundDuration(wait))
+	case <-cancel:
+		c.drop(server) // its answer, if it comes, has no one to go to
+		return resp, errCanceled
 	}
 }
 
 func (c *client) conn(server string, wait time.Duration) (*rpc.Client, error) {
-	if conn := c.conns[server]; conn != nil {
+	return connTo(c.conns, server, wait, c.cfg.TLS)
+}
+
+func (c *client) drop(server string) { dropConn(c.conns, server) }
+
+// connTo is the connection to server in conns, dialed (for at most wait) if there is none.
+func connTo(conns map[string]*rpc.Client, server string, wait time.Duration, keys *tlsKeys) (*rpc.Client, error) {
+	if conn := conns[server]; conn != nil {
 		return conn, nil
 	}
-	nc, err := dialConn(server, min(wait, dialTimeout), c.cfg.TLS)
+	nc, err := dialConn(server, min(wait, dialTimeout), keys)
 	if err != nil {
 		return nil, err
 	}
-	c.conns[server] = rpc.NewClient(nc)
-	return c.conns[server], nil
+	conns[server] = rpc.NewClient(nc)
+	return conns[server], nil
 }
 
-func (c *client) drop(server string) {
-	if conn := c.conns[server]; conn != nil {
+// dropConn closes and forgets the connection to server in conns.
+func dropConn(conns map[string]*rpc.Client, server string) {
+	if conn := conns[server]; conn != nil {
 		conn.Close()
-		delete(c.conns, server)
+		delete(conns, server)
 	}
 }
 
@@ -420,14 +447,25 @@ func (c *client) status(stdout io.Writer) int {
 
 // nodeStatus asks one member for its status.
 func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, error) {
+	return askStatus(c.conns, server, wait, c.cfg.TLS)
+}
+
+// askStatus asks server for its status, on its connection in conns, for at most wait.
+func askStatus(conns map[string]*rpc.Client, server string, wait time.Duration, keys *tlsKeys) (NodeStatus, error) {
 	var st NodeStatus
-	err := c.invoke(server, "Raft.Status", &StatusRequest{}, &st, wait)
+	err := invoke(conns, server, "Raft.Status", &StatusRequest{}, &st, wait, keys)
 	return st, err
 }
 
 // invoke makes one call to server and waits for its answer, at most wait.
 func (c *client) invoke(server, method string, args, reply any, wait time.Duration) error {
-	conn, err := c.conn(server, wait)
+	return invoke(c.conns, server, method, args, reply, wait, c.cfg.TLS)
+}
+
+// invoke makes one call to server, on its connection in conns, and waits for its
+// answer, at most wait.
+func invoke(conns map[string]*rpc.Client, server, method string, args, reply any, wait time.Duration, keys *tlsKeys) error {
+	conn, err := connTo(conns, server, wait, keys)
 	if err != nil {
 		return err
 	}
@@ -441,7 +479,7 @@ func (c *client) invoke(server, method string, args, reply any, wait time.Durati
 		err = fmt.Errorf("no answer within %v", roundDuration(wait))
 	}
 	if err != nil {
-		c.drop(server)
+		dropConn(conns, server)
 	}
 	return err
 }

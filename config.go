@@ -204,7 +204,8 @@ Send a command (to any member; a follower forwards it to the leader):
   raft -C bench -S ':9990' -json                       the summary as one JSON object
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
-"not the leader" answers. An address is a port (9990), :port or host:port, in every flag.
+"not the leader" answers; waiting on a leader, it asks the others who leads, and moves
+on to a new one. An address is a port (9990), :port or host:port, in every flag.
 -json prints one JSON object per result. A retried command is applied once (each client
 run is a session), so the client retries through leader changes, and while every member
 refuses connections (a cluster being restarted), until -timeout: its whole wait.

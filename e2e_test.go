@@ -148,8 +148,11 @@ type e2eCluster struct {
 	extra   []string // more flags for every node
 	// A command that runs a node's binary in its place (e.g. a shell setting limits),
 	// by node; the binary and its flags follow it.
-	wrap  map[string][]string
-	procs map[string]*proc
+	wrap map[string][]string
+	// Called on each node's command before it starts (partition_test.go runs it as a
+	// user of its own).
+	prepare func(p *proc)
+	procs   map[string]*proc
 }
 
 // freePorts finds n free ports on 127.0.0.1.
@@ -218,6 +221,9 @@ func (c *e2eCluster) startWith(id string, flags ...string) *proc {
 	argv := append(append(append([]string(nil), c.wrap[id]...), c.bin), p.args...)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if c.prepare != nil {
+		c.prepare(p)
+	}
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}

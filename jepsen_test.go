@@ -6,7 +6,9 @@
 // node printed the same log, that every acknowledged append is in it exactly once, and
 // that the whole history is linearizable (checkLinearizable, in linearize_test.go).
 // The nemesis also stops nodes gracefully (SIGTERM: a leader hands leadership over
-// first) and moves leadership with the client's transfer command. It wipes members'
+// first), cuts nodes off from all the others and the clients (a network partition on
+// 127.0.0.1, partition_test.go; left out, loudly, where there is no root or nft) and
+// moves leadership with the client's transfer command. It wipes members'
 // data dirs too, any member's, and an operator brings them back (jepsen_wipe_test.go);
 // every run wipes an original member at least once. Membership changes and transfers
 // must be taken: refused or unresolved for too long, under faults that leave a majority
@@ -126,7 +128,7 @@ var (
 
 // fault is a node the nemesis has killed or stopped, and when it heals it.
 type fault struct {
-	kind   string // "kill", "term" or "pause"
+	kind   string // "kill", "term", "pause" or "cut"
 	healAt time.Time
 }
 
@@ -180,6 +182,8 @@ type jepsenRun struct {
 	testSeq    int
 	own        []histOp // the test's own ops: first append, healing append, print
 
+	parts *partitions // cuts nodes off (partition_test.go); nil where that cannot run
+
 	// Wipes (jepsen_wipe_test.go).
 	wiped       *wipedMember // the member whose data dir is lost and not yet back (nil: none)
 	forceWipeAt time.Time    // every run wipes an original member, at the latest from then on
@@ -205,6 +209,12 @@ func runJepsen(t *testing.T, n int, seed int64, faultFor time.Duration) {
 		stuck: map[string]*stuckChange{},
 	}
 	r.c = newE2ECluster(t, r.members)
+	// Cutting nodes off needs each node to run as a user of its own, from its first start.
+	if parts, err := newPartitions(t, r.c, r.all); err != nil {
+		partitionsUnavailable(t, err)
+	} else {
+		r.parts = parts
+	}
 	// Snapshots every few hundred entries, so faults also hit compaction, snapshots
 	// sent to lagging or restarted members, and restarts from a snapshot.
 	r.c.extra = []string{"-snapshot-entries", "50"}
@@ -537,10 +547,12 @@ func (r *jepsenRun) act() {
 		return
 	}
 	switch x := r.rng.Intn(100); {
-	case x < 28:
+	case x < 22:
 		r.crash("kill")
-	case x < 51:
+	case x < 40:
 		r.crash("pause")
+	case x < 51:
+		r.crash("cut")
 	case x < 61:
 		r.crash("term")
 	case x < 68:
@@ -580,8 +592,14 @@ func (r *jepsenRun) transfer() {
 	}
 }
 
-// crash SIGKILLs or SIGSTOPs a node: half the time the leader, if that is allowed.
+// crash SIGKILLs, SIGTERMs or SIGSTOPs a node, or cuts it off from every other node and
+// client (a network partition: partition_test.go): half the time the leader, if that is
+// allowed.
 func (r *jepsenRun) crash(kind string) {
+	if kind == "cut" && r.parts == nil {
+		r.actions["skipped cut: partitions cannot run here"]++
+		return
+	}
 	var cands []string
 	for _, id := range r.all {
 		if r.canFault(id) {
@@ -614,6 +632,10 @@ func (r *jepsenRun) crash(kind string) {
 			r.t.Fatalf("SIGSTOP %s: %v", target, err)
 		}
 		f.healAt = time.Now().Add(r.between(300*time.Millisecond, 2*time.Second))
+	case "cut":
+		// Long enough, mostly, for the others to elect a leader meanwhile.
+		r.parts.cutOff(target)
+		f.healAt = time.Now().Add(r.between(500*time.Millisecond, 2*time.Second))
 	}
 	r.faults[target] = f
 	r.logf("%s %s until +%v", label, r.name(target), time.Until(f.healAt).Round(time.Millisecond))
@@ -629,6 +651,9 @@ func (r *jepsenRun) heal(id string) {
 			r.t.Fatalf("SIGCONT %s: %v", id, err)
 		}
 		r.logf("resumed %s", r.name(id))
+	case "cut":
+		r.parts.heal(id)
+		r.logf("healed the partition of %s", r.name(id))
 	}
 	delete(r.faults, id)
 }

@@ -499,10 +499,11 @@ func (t *transport) lastFailure(addr string) *peerFailure {
 	return nil
 }
 
-// forward sends a command to the leader and waits for its answer. An error wrapping
-// errNotSent means the command certainly did not reach the leader.
-func (t *transport) forward(leader string, req *CommandRequest) (CommandResponse, error) {
-	return t.fwd.call(leader, req)
+// forward sends a command to the leader and waits for its answer, until cancel is
+// closed (errCanceled) at the latest. An error wrapping errNotSent means the command
+// certainly did not reach the leader.
+func (t *transport) forward(leader string, req *CommandRequest, cancel <-chan struct{}) (CommandResponse, error) {
+	return t.fwd.call(leader, req, cancel)
 }
 
 // serverCodec is net/rpc's gob codec for the server side, with two additions: a request

@@ -60,6 +60,8 @@ type node struct {
 	watchers  []*watcher           // watch polls waiting for a message to be applied (watch.go)
 	runc      chan func()          // functions to run in the loop (inLoop)
 	backups   backupFiles          // backups being served to clients (backup.go)
+	leaderc   chan struct{}        // closed once the node knows a leader other than watched (forward.go)
+	watched   string               // the leader those waiting on leaderc forward to
 	quietTo   uint64               // entries up to here were applied before a restart: re-apply silently
 	seen      status               // the core's role, term and leader as last logged
 	loaded    time.Duration        // how long loading the data dir took
@@ -107,6 +109,9 @@ type proposal struct {
 	taken       time.Time // when the loop took it (with -metrics, for appends only)
 	index, term uint64
 	done        chan CommandResponse // buffered, so the loop never waits on it
+	// Refused for not leading, with a leader known: closed once the node knows another
+	// (a forward to the one named stops waiting then: forward.go).
+	leaderChanged <-chan struct{}
 }
 
 // runNode runs a node until stop is closed or it fails.
@@ -709,7 +714,7 @@ func (n *node) caughtUp(cu catchUpResult) {
 		}
 		n.logger.Warn("not adding server", "server", cu.Server, "err", err)
 		if p != nil {
-			p.done <- n.refusal(err)
+			n.refuse(p, err)
 		}
 		return
 	}
@@ -742,7 +747,7 @@ func (n *node) readConfirmed(rs ReadState) {
 		return
 	}
 	if rs.Err != nil {
-		p.done <- n.refusal(rs.Err)
+		n.refuse(p, rs.Err)
 		return
 	}
 	p.index, p.term = rs.Index, rs.Term
@@ -785,15 +790,23 @@ func (n *node) read(req *CommandRequest) (string, []string) {
 	return "Logs [" + strings.Join(messages, " ") + "]", messages
 }
 
-// status is the node's view of the cluster, for Raft.Status.
-func (n *node) status() (NodeStatus, error) {
+// view asks the loop for the core's status.
+func (n *node) view() (status, error) {
 	reply := make(chan status, 1)
 	select {
 	case n.statusc <- reply:
 	case <-n.donec:
-		return NodeStatus{}, fmt.Errorf("%s is shutting down", n.id)
+		return status{}, fmt.Errorf("%s is shutting down", n.id)
 	}
-	s := <-reply
+	return <-reply, nil
+}
+
+// status is the node's view of the cluster, for Raft.Status.
+func (n *node) status() (NodeStatus, error) {
+	s, err := n.view()
+	if err != nil {
+		return NodeStatus{}, err
+	}
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
 		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion(), RemovedAt: s.RemovedAt}
 	id, _ := n.store.ClusterID()
@@ -834,6 +847,17 @@ func (n *node) inLoop(f func()) error {
 	return nil
 }
 
+// transferred answers a transfer of the leadership from `from` to target (empty: to
+// any member) now that s.Leader leads.
+func transferred(from, target string, s status) CommandResponse {
+	result := fmt.Sprintf("leadership transferred from %s to %s (term %d)", from, s.Leader, s.Term)
+	if target != "" && s.Leader != target {
+		// The target lost its election to another up-to-date member.
+		result = fmt.Sprintf("leadership moved from %s to %s (term %d), not to %s", from, s.Leader, s.Term, target)
+	}
+	return CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader, Result: result}
+}
+
 // checkTransfers answers leadership transfers that are over: another server leads, or
 // this one gave up and leads on.
 func (n *node) checkTransfers() {
@@ -845,12 +869,7 @@ func (n *node) checkTransfers() {
 	for _, p := range n.transfers {
 		switch {
 		case s.Role != leader && s.Leader != noLeader:
-			result := fmt.Sprintf("leadership transferred from %s to %s (term %d)", n.id, s.Leader, s.Term)
-			if s.Leader != p.req.Message {
-				// The target lost its election to another up-to-date member.
-				result = fmt.Sprintf("leadership moved from %s to %s (term %d), not to %s", n.id, s.Leader, s.Term, p.req.Message)
-			}
-			p.done <- CommandResponse{Status: StatusOK, Term: s.Term, Leader: s.Leader, Result: result}
+			p.done <- transferred(n.id, p.req.Message, s)
 		case s.Role == leader && s.Transferee == noLeader:
 			p.done <- CommandResponse{Status: StatusRejected, Leader: n.id,
 				Error: fmt.Sprintf("%s did not take over within an election timeout; %s is still the leader", p.req.Message, n.id)}
@@ -896,6 +915,7 @@ func (n *node) logTransitions() {
 		}
 	}
 	n.seen = s
+	n.noteLeader()
 }
 
 // removedNote says what a server removed from the cluster by the configuration entry at
@@ -1000,7 +1020,7 @@ func (n *node) propose(p *proposal) {
 		}
 	}
 	if err != nil {
-		p.done <- n.refusal(err)
+		n.refuse(p, err)
 		return
 	}
 	n.metrics.proposed(p)
@@ -1192,11 +1212,9 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 		// The loop answers every proposal it takes, by its deadline at the latest
 		// (expireWaiting), so no timer is needed here.
 		p := &proposal{req: req, deadline: start.Add(req.Wait), done: make(chan CommandResponse, 1)}
-		select {
-		case n.propc <- p:
+		var ok bool
+		if out[i], ok = n.submit(p); ok {
 			props[i] = p
-		case <-n.donec:
-			out[i] = CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}
 		}
 	}
 	var forwards sync.WaitGroup
@@ -1204,36 +1222,34 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 		if p == nil {
 			continue
 		}
-		select {
-		case out[i] = <-p.done:
-		case <-n.donec:
-			out[i] = CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
-			continue
-		}
-		if out[i].NotLeader && out[i].Leader != noLeader && !p.req.Forwarded {
-			// A follower forwards to the leader it knows, once.
-			forwards.Go(func() { out[i] = n.forward(out[i].Leader, p.req, p.req.Wait-time.Since(start)) })
+		if out[i] = n.await(p); out[i].NotLeader && out[i].Leader != noLeader && !p.req.Forwarded {
+			// A follower forwards to the leader it knows (and to the next, if that one
+			// is replaced while it waits).
+			forwards.Go(func() { out[i] = n.forward(out[i].Leader, p) })
 		}
 	}
 	forwards.Wait()
 	return out
 }
 
-// forward sends a client's command to the leader lead and returns its answer.
-func (n *node) forward(lead string, req *CommandRequest, wait time.Duration) CommandResponse {
-	fwd := *req
-	fwd.Forwarded, fwd.Cluster = true, n.trans.clusterID()
-	fwd.Wait = wait
-	resp, err := n.trans.forward(lead, &fwd)
-	if err != nil {
-		if errors.Is(err, errNotSent) {
-			return CommandResponse{Status: StatusRetry, Leader: lead, Error: fmt.Sprintf("%s could not reach the leader %s: %v", n.id, lead, err)}
-		}
-		return CommandResponse{Status: StatusUnknown, Leader: lead, ForwardedTo: lead,
-			Error: fmt.Sprintf("%s forwarded the command to the leader %s but got no answer (%v); it may have committed", n.id, lead, err)}
+// submit hands p to the loop; if the node is shutting down, it says so instead.
+func (n *node) submit(p *proposal) (CommandResponse, bool) {
+	select {
+	case n.propc <- p:
+		return CommandResponse{}, true
+	case <-n.donec:
+		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}, false
 	}
-	resp.ForwardedTo = lead
-	return resp
+}
+
+// await waits for the loop's answer to p.
+func (n *node) await(p *proposal) CommandResponse {
+	select {
+	case resp := <-p.done:
+		return resp
+	case <-n.donec:
+		return CommandResponse{Status: StatusUnknown, Error: fmt.Sprintf("%s shut down before the command committed; it may still commit", n.id)}
+	}
 }
 
 // checkCommand validates a command before it goes near the log.

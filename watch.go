@@ -144,7 +144,7 @@ func (n *node) answerWatches() error {
 		}
 		switch {
 		case applied && n.sm.total() >= w.from:
-			resp := n.watched(w.from)
+			resp := n.watchAnswer(w.from)
 			if n.sm.err != nil {
 				n.watchers = append(keep, w) // unanswered: the node stops, and its client hears so
 				return n.sm.err
@@ -164,8 +164,8 @@ func (n *node) answerWatches() error {
 	return nil
 }
 
-// watched is the answer to a poll from message from, which has been applied.
-func (n *node) watched(from uint64) WatchResponse {
+// watchAnswer is the answer to a poll from message from, which has been applied.
+func (n *node) watchAnswer(from uint64) WatchResponse {
 	resp := WatchResponse{Status: StatusOK, Leader: n.core.leader}
 	size, i := 0, from
 	n.sm.each(from-1, n.sm.total(), func(at entryAt, msg string) bool {
