@@ -89,7 +89,7 @@ func TestEndToEndAddServerRefusedSaysWhy(t *testing.T) {
 	alias := "localhost:" + port
 	r := c.client("-C", "addserver", "-m", alias, "-S", lead, "-timeout", "15s")
 	if r.code != exitFailed || !strings.Contains(r.stderr, "the new server answered, but took none of the leader's messages") ||
-		!strings.Contains(r.stderr, "reached "+members[1]+", which goes by that address") || !strings.Contains(r.stderr, "membership unchanged") {
+		!strings.Contains(r.stderr, "reached "+members[1]+", which is how that server names itself") || !strings.Contains(r.stderr, "membership unchanged") {
 		t.Fatalf("addserver %s for the member %s: exit %d, %q", alias, members[1], r.code, r.stderr)
 	}
 

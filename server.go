@@ -1084,7 +1084,7 @@ func (n *node) deliver(msgs []Message) error {
 	defer timer.Stop()
 	for _, m := range msgs {
 		if m.To != n.id {
-			return fmt.Errorf("a message for %s reached %s, which goes by that address: a server is known by its address exactly as written in its -p and in -c (check that every member's -c lists the same addresses; add or name it as %s)", m.To, n.id, n.id)
+			return fmt.Errorf("a message for %s reached %s, which is how that server names itself: a server is known by its address exactly as written in its -p and in -c (check that every member's -c lists the same addresses; add or name it as %s)", m.To, n.id, n.id)
 		}
 		if err := checkMessage(m); err != nil {
 			return fmt.Errorf("refused %v from %s: %v", m.Type, m.From, err)

@@ -37,7 +37,8 @@ import (
 )
 
 const (
-	maxWatchBytes   = 1 << 20          // message bytes in one answer (at least one message)
+	maxWatchBytes   = 1 << 20          // bytes in one answer, messages and their fields (at least one message)
+	watchItemBytes  = 32               // what a message's fields add to an answer, about
 	maxWatchers     = 1024             // polls waiting on one member at once
 	maxWatchWait    = 30 * time.Second // the longest a poll waits
 	watchPollWait   = time.Second      // how long the client's polls wait for a new message
@@ -169,10 +170,10 @@ func (n *node) watchAnswer(from uint64) WatchResponse {
 	resp := WatchResponse{Status: StatusOK, Leader: n.core.leader}
 	size, i := 0, from
 	n.sm.each(from-1, n.sm.total(), func(at entryAt, msg string) bool {
-		if size > 0 && size+len(msg) > maxWatchBytes {
+		if size > 0 && size+watchItemBytes+len(msg) > maxWatchBytes {
 			return false
 		}
-		size += len(msg)
+		size += watchItemBytes + len(msg)
 		resp.Messages = append(resp.Messages, WatchedMessage{N: i, Index: at.index, Term: at.term, Data: msg})
 		i++
 		return true

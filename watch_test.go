@@ -38,7 +38,7 @@ func TestWatchAnswers(t *testing.T) {
 		resp := <-poll(from, later).done
 		size = 0
 		for i, m := range resp.Messages {
-			size += len(m.Data)
+			size += watchItemBytes + len(m.Data)
 			if want := from + uint64(i); m.N != want || m.Index != want+1 || m.Data != fmt.Sprint(want, big) {
 				t.Fatalf("message %d: got n=%d index=%d %.10q", want, m.N, m.Index, m.Data)
 			}
@@ -47,6 +47,17 @@ func TestWatchAnswers(t *testing.T) {
 			t.Fatalf("poll from %d: status %d, %d messages (%d bytes), next %d", from, resp.Status, len(resp.Messages), size, resp.Next)
 		}
 		from = resp.Next
+	}
+	// Tiny messages: what each adds besides its bytes counts too.
+	tiny := testNode(io.Discard)
+	for i := range 50000 {
+		tiny.apply(Entry{Index: uint64(i + 1), Term: 1, Type: EntryNormal, Data: []byte("x")})
+	}
+	tiny.takeWatcher(&watcher{from: 1, deadline: later, done: make(chan WatchResponse, 1)})
+	w0 := tiny.watchers[0]
+	tiny.answerWatches()
+	if resp := <-w0.done; len(resp.Messages) == 0 || len(resp.Messages)*(watchItemBytes+1) > maxWatchBytes {
+		t.Fatalf("an answer of 1-byte messages holds %d of them", len(resp.Messages))
 	}
 	// Past the end: it waits for the next message, which is its answer.
 	w := poll(3001, later)
