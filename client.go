@@ -418,12 +418,12 @@ func (c *client) describe(message string) string {
 }
 
 // status asks the first member that answers for its view of the cluster, in the order
-// of -S. All of them together get -timeout.
+// of -S. All of them together get -timeout, each a share of what is left.
 func (c *client) status(stdout io.Writer) int {
 	var why []string
 	deadline := time.Now().Add(c.cfg.Timeout)
-	for _, server := range c.cfg.Servers {
-		wait := time.Until(deadline)
+	for i, server := range c.cfg.Servers {
+		wait := share(time.Until(deadline), len(c.cfg.Servers)-i)
 		if wait <= 0 {
 			why = append(why, fmt.Sprintf("%s: not asked: -timeout (%v) was up", server, roundDuration(c.cfg.Timeout)))
 			continue

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,11 +73,12 @@ func TestEndToEndClientWaitsTimeout(t *testing.T) {
 		t.Fatalf("-timeout %v took %v", timeout, took)
 	}
 
-	// status asks one member after another, all within -timeout.
+	// status asks one member after another, each for a share of -timeout (at least a
+	// second): here the first two take all of it, and the third is not asked.
 	start = time.Now()
-	r = c.client("-C", "status", "-S", silent+","+silentServer(t), "-timeout", timeout.String())
+	r = c.client("-C", "status", "-S", silent+","+silentServer(t)+","+silentServer(t), "-timeout", timeout.String())
 	if took := time.Since(start); took > timeout+overrun || r.code != exitFailed || !strings.Contains(r.stderr, "not asked: -timeout (2s) was up") {
-		t.Fatalf("status of two members that never answer: exit %d after %v, stderr %q", r.code, took, r.stderr)
+		t.Fatalf("status of three members that never answer: exit %d after %v, stderr %q", r.code, took, r.stderr)
 	}
 
 	r = c.client("-C", "bench", "-S", silent, "-timeout", "1s")
@@ -87,6 +89,67 @@ func TestEndToEndClientWaitsTimeout(t *testing.T) {
 	r = c.client("-C", "addserver", "-m", "127.0.0.1:1", "-S", silent, "-timeout", "1s")
 	if r.code != exitUnknown || !strings.Contains(r.stderr, "-C status shows the members") || strings.Contains(r.stderr, "read -m print") {
 		t.Fatalf("addserver without an answer: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// A wedged first member of -S (the kernel accepts for it, nobody answers) costs status
+// a share of -timeout, not all of it: the next member is asked, and answers. (When the
+// first member took the whole -timeout, status failed with the second "not asked".)
+func TestEndToEndStatusSkipsWedgedFirstMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addr := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, []string{addr})
+	c.start(addr)
+	c.send(addr, "hello") // a leader, and a committed entry
+	silent := silentServer(t)
+	start := time.Now()
+	r := c.client("-C", "status", "-S", silent+","+addr, "-timeout", "2s")
+	if r.code != exitOK || !strings.Contains(r.stdout, addr) {
+		t.Fatalf("status -S %s,%s (the first wedged, the second well): exit %d after %v, stdout %q, stderr %q",
+			silent, addr, r.code, time.Since(start), r.stdout, r.stderr)
+	}
+}
+
+// A SIGSTOPped member first in -S costs a command that may be sent twice (a read, a
+// message) a share of -timeout, not all of it: the client moves on to the next member
+// and succeeds there. A read that no member answers fails (exit 1): it changes nothing,
+// so its outcome is never unknown. addserver, which is not sent twice, still waits the
+// whole -timeout on the member it asked.
+func TestEndToEndClientMovesOnFromStoppedMember(t *testing.T) {
+	c, members, other := runningCluster(t)
+	lead := c.send(members[0], "hello").leader
+	var stopped string
+	var rest []string
+	for _, id := range members {
+		if id != lead && stopped == "" {
+			stopped = id
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	if err := c.procs[stopped].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer c.procs[stopped].cmd.Process.Signal(syscall.SIGCONT)
+	servers := strings.Join(append([]string{stopped}, rest...), ",")
+
+	if r := c.client("-C", "read", "-m", "count", "-S", servers, "-timeout", "10s"); r.code != exitOK || !strings.HasPrefix(r.stdout, "Count 1\n") {
+		t.Fatalf("read -S %s (the first stopped): exit %d, stdout %q, stderr %q", servers, r.code, r.stdout, r.stderr)
+	}
+	if r := c.client("-C", "clientcommand", "-m", "two", "-S", servers, "-timeout", "10s"); r.code != exitOK || r.index == 0 {
+		t.Fatalf("clientcommand -S %s (the first stopped): exit %d, stdout %q, stderr %q", servers, r.code, r.stdout, r.stderr)
+	}
+	r := c.client("-C", "read", "-m", "count", "-S", stopped, "-timeout", "1s", "-json")
+	var j jsonResult
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || r.code != exitFailed || j.Outcome != "failed" ||
+		!strings.Contains(r.stderr, "read count: not read within 1s: lost "+stopped) || strings.Contains(r.stderr, "may have committed") {
+		t.Fatalf("read -S %s (stopped): exit %d, stdout %q (%v), stderr %q", stopped, r.code, r.stdout, err, r.stderr)
+	}
+	r = c.client("-C", "addserver", "-m", other, "-S", servers, "-timeout", "2s")
+	if r.code != exitUnknown || !strings.Contains(r.stderr, "lost "+stopped+" after sending (no answer within 2s)") {
+		t.Fatalf("addserver -S %s (the first stopped): exit %d, stderr %q", servers, r.code, r.stderr)
 	}
 }
 
