@@ -132,7 +132,7 @@ func (c *client) lines(stdin io.Reader, stdout io.Writer) int {
 
 // do runs one command until it succeeds, certainly fails, or the deadline passes.
 func (c *client) do(message string, deadline time.Time) outcome {
-	req := &CommandRequest{Command: c.cfg.Command, Message: message, From: c.cfg.From, N: c.cfg.N}
+	req := &CommandRequest{Command: c.cfg.Command, Message: message, From: c.cfg.From, N: c.cfg.N, AsList: c.cfg.JSON}
 	// Retrying is safe when a second copy changes nothing: messages (the session
 	// dedupes them), reads, and transfers (to the leader, a no-op).
 	retrySafe := c.cfg.Command == cmdClient || c.cfg.Command == cmdRead || c.cfg.Command == cmdTransfer

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -207,6 +208,7 @@ func TestEndToEndClientOutput(t *testing.T) {
 	}
 
 	t.Run("read -m print -json", func(t *testing.T) { checkReadJSON(t, c, addr, stored) })
+	t.Run("read print answers once", func(t *testing.T) { checkReadForms(t, c, addr, stored) })
 	t.Run("stdin mode", func(t *testing.T) { checkStdinMode(t, c, addr) })
 	t.Run("bench -json", func(t *testing.T) {
 		r := c.client("-C", "bench", "-S", addr, "-n", "20", "-c", "2", "-json")
@@ -254,6 +256,24 @@ func checkReadJSON(t *testing.T, c *e2eCluster, addr string, stored []string) {
 	}
 	if j := read("-from", "9"); j.Messages == nil || len(j.Messages) != 0 {
 		t.Fatalf("read past the end: %+v, want an empty array", j)
+	}
+}
+
+// checkReadForms checks that a read of the messages answers them in one form only: the
+// "Logs [...]" text, or with AsList (what -json asks for) the list. Both at once cost the
+// leader twice the log in memory, and the wire twice its size, for one of them unused.
+func checkReadForms(t *testing.T, c *e2eCluster, addr string, stored []string) {
+	text, err := rawCommand(addr, &CommandRequest{Command: cmdRead, Message: "print"})
+	if err != nil || text.Status != StatusOK || text.Result != "Logs ["+strings.Join(stored, " ")+"]" || text.Messages != nil {
+		t.Fatalf("read print: %+v, %v; want only the Logs [...] text", text, err)
+	}
+	list, err := rawCommand(addr, &CommandRequest{Command: cmdRead, Message: "print", AsList: true})
+	if err != nil || list.Status != StatusOK || list.Result != "" || !slices.Equal(list.Messages, stored) {
+		t.Fatalf("read print as a list: %+v, %v; want only the messages %q", list, err, stored)
+	}
+	r := c.client("-C", "read", "-m", "print", "-S", addr)
+	if want := "Logs [" + strings.Join(stored, " ") + "]\nread at index "; r.code != exitOK || !strings.HasPrefix(r.stdout, want) {
+		t.Fatalf("read -m print: exit %d, stdout %q, stderr %q; want it to start with %q", r.code, r.stdout, r.stderr, want)
 	}
 }
 
