@@ -1,7 +1,8 @@
 // attempts.go: what the client tried for one command, member by member, so that a
 // failure names every member it tried and why each failed (not just the last), and so
 // that a cluster that refuses every connection is said to the user at once, while the
-// client waits on for it until -timeout (a cluster being restarted comes back).
+// client waits on for it until -timeout (a cluster being restarted comes back); and how
+// much of -timeout one try at a member may take.
 package main
 
 import (
@@ -9,7 +10,23 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+	"time"
 )
+
+// minShare is the least a try at one member gets while others are left to try: enough
+// for a leader to confirm a read or commit a message, under load.
+const minShare = time.Second
+
+// share is how much of remaining one try may take when members members are left to
+// try: an even share, at least minShare. A member that takes the request and never
+// answers (SIGSTOPped, wedged) then costs a share, not the whole -timeout, and the
+// client still asks the next one. With one member left it gets all that remains.
+func share(remaining time.Duration, members int) time.Duration {
+	if members <= 1 {
+		return remaining
+	}
+	return min(remaining, max(remaining/time.Duration(members), minShare))
+}
 
 // attempts remembers how the last try at each member ended.
 type attempts struct {

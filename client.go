@@ -132,10 +132,13 @@ func (c *client) lines(stdin io.Reader, stdout io.Writer) int {
 
 // do runs one command until it succeeds, certainly fails, or the deadline passes.
 func (c *client) do(message string, deadline time.Time) outcome {
-	req := &CommandRequest{Command: c.cfg.Command, Message: message, From: c.cfg.From, N: c.cfg.N}
+	req := &CommandRequest{Command: c.cfg.Command, Message: message, From: c.cfg.From, N: c.cfg.N, AsList: c.cfg.JSON}
 	// Retrying is safe when a second copy changes nothing: messages (the session
 	// dedupes them), reads, and transfers (to the leader, a no-op).
 	retrySafe := c.cfg.Command == cmdClient || c.cfg.Command == cmdRead || c.cfg.Command == cmdTransfer
+	// A read changes nothing: one that got no answer did not happen, and never ends
+	// "unknown".
+	changes := c.cfg.Command != cmdRead
 	if c.cfg.Command == cmdClient {
 		c.seq++
 		req.Session, req.Seq = c.session, c.seq
@@ -148,22 +151,31 @@ func (c *client) do(message string, deadline time.Time) outcome {
 			if unknown {
 				return outcome{code: exitUnknown, why: fmt.Sprintf("no answer within %v: %v; it may have committed", roundDuration(c.cfg.Timeout), tries)}
 			}
+			if !changes {
+				return outcome{code: exitFailed, why: fmt.Sprintf("not read within %v: %v", roundDuration(c.cfg.Timeout), tries)}
+			}
 			return outcome{code: exitFailed, why: fmt.Sprintf("not committed after %v: %v", roundDuration(c.cfg.Timeout), tries)}
 		}
-		req.Wait = serverWait(remaining)
+		// A command that may be sent twice can go on to another member, so a member that
+		// never answers gets only a share of the time left; the others wait it all.
+		until := deadline
+		if retrySafe {
+			until = time.Now().Add(share(remaining, len(c.cfg.Servers)))
+		}
+		req.Wait = serverWait(time.Until(until))
 		server := c.target()
 		var w *leaderWatch
 		if retrySafe {
 			w = c.watch(server)
 		}
-		resp, err := c.call(server, req, deadline, w.cancel())
+		resp, err := c.call(server, req, until, w.cancel())
 		w.end()
 		switch {
 		case errors.Is(err, errCanceled):
 			// The member waited on led, and another leads now: it may have been cut off,
 			// and its answer may never come. Go to the new leader.
 			tries.failed(server, fmt.Sprintf("%s did not answer, and %s names %s as the leader now", server, w.by, w.leader), nil)
-			unknown = unknown || !errors.Is(err, errNotSent)
+			unknown = unknown || (changes && !errors.Is(err, errNotSent))
 			c.leader = w.leader
 		case errors.As(err, new(certError)):
 			return outcome{code: exitFailed, why: err.Error()} // no retry makes a certificate trusted
@@ -182,7 +194,7 @@ func (c *client) do(message string, deadline time.Time) outcome {
 				return outcome{code: exitUnknown, why: why + "; it may have taken effect: " + membershipHint}
 			}
 			tries.failed(server, why, err)
-			unknown = true
+			unknown = unknown || changes
 			c.moveOn(server)
 		default:
 			if resp.ForwardedTo != "" {
@@ -200,7 +212,7 @@ func (c *client) do(message string, deadline time.Time) outcome {
 				if !retrySafe {
 					return outcome{code: exitUnknown, resp: resp, why: resp.Error + "; " + membershipHint}
 				}
-				unknown = true
+				unknown = unknown || changes
 				tries.failed(server, resp.Error, nil)
 			case StatusRetry:
 				tries.failed(server, resp.Error, nil)
@@ -418,12 +430,12 @@ func (c *client) describe(message string) string {
 }
 
 // status asks the first member that answers for its view of the cluster, in the order
-// of -S. All of them together get -timeout.
+// of -S. All of them together get -timeout, each a share of what is left.
 func (c *client) status(stdout io.Writer) int {
 	var why []string
 	deadline := time.Now().Add(c.cfg.Timeout)
-	for _, server := range c.cfg.Servers {
-		wait := time.Until(deadline)
+	for i, server := range c.cfg.Servers {
+		wait := share(time.Until(deadline), len(c.cfg.Servers)-i)
 		if wait <= 0 {
 			why = append(why, fmt.Sprintf("%s: not asked: -timeout (%v) was up", server, roundDuration(c.cfg.Timeout)))
 			continue

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,11 +74,12 @@ func TestEndToEndClientWaitsTimeout(t *testing.T) {
 		t.Fatalf("-timeout %v took %v", timeout, took)
 	}
 
-	// status asks one member after another, all within -timeout.
+	// status asks one member after another, each for a share of -timeout (at least a
+	// second): here the first two take all of it, and the third is not asked.
 	start = time.Now()
-	r = c.client("-C", "status", "-S", silent+","+silentServer(t), "-timeout", timeout.String())
+	r = c.client("-C", "status", "-S", silent+","+silentServer(t)+","+silentServer(t), "-timeout", timeout.String())
 	if took := time.Since(start); took > timeout+overrun || r.code != exitFailed || !strings.Contains(r.stderr, "not asked: -timeout (2s) was up") {
-		t.Fatalf("status of two members that never answer: exit %d after %v, stderr %q", r.code, took, r.stderr)
+		t.Fatalf("status of three members that never answer: exit %d after %v, stderr %q", r.code, took, r.stderr)
 	}
 
 	r = c.client("-C", "bench", "-S", silent, "-timeout", "1s")
@@ -87,6 +90,67 @@ func TestEndToEndClientWaitsTimeout(t *testing.T) {
 	r = c.client("-C", "addserver", "-m", "127.0.0.1:1", "-S", silent, "-timeout", "1s")
 	if r.code != exitUnknown || !strings.Contains(r.stderr, "-C status shows the members") || strings.Contains(r.stderr, "read -m print") {
 		t.Fatalf("addserver without an answer: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// A wedged first member of -S (the kernel accepts for it, nobody answers) costs status
+// a share of -timeout, not all of it: the next member is asked, and answers. (When the
+// first member took the whole -timeout, status failed with the second "not asked".)
+func TestEndToEndStatusSkipsWedgedFirstMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addr := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, []string{addr})
+	c.start(addr)
+	c.send(addr, "hello") // a leader, and a committed entry
+	silent := silentServer(t)
+	start := time.Now()
+	r := c.client("-C", "status", "-S", silent+","+addr, "-timeout", "2s")
+	if r.code != exitOK || !strings.Contains(r.stdout, addr) {
+		t.Fatalf("status -S %s,%s (the first wedged, the second well): exit %d after %v, stdout %q, stderr %q",
+			silent, addr, r.code, time.Since(start), r.stdout, r.stderr)
+	}
+}
+
+// A SIGSTOPped member first in -S costs a command that may be sent twice (a read, a
+// message) a share of -timeout, not all of it: the client moves on to the next member
+// and succeeds there. A read that no member answers fails (exit 1): it changes nothing,
+// so its outcome is never unknown. addserver, which is not sent twice, still waits the
+// whole -timeout on the member it asked.
+func TestEndToEndClientMovesOnFromStoppedMember(t *testing.T) {
+	c, members, other := runningCluster(t)
+	lead := c.send(members[0], "hello").leader
+	var stopped string
+	var rest []string
+	for _, id := range members {
+		if id != lead && stopped == "" {
+			stopped = id
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	if err := c.procs[stopped].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer c.procs[stopped].cmd.Process.Signal(syscall.SIGCONT)
+	servers := strings.Join(append([]string{stopped}, rest...), ",")
+
+	if r := c.client("-C", "read", "-m", "count", "-S", servers, "-timeout", "10s"); r.code != exitOK || !strings.HasPrefix(r.stdout, "Count 1\n") {
+		t.Fatalf("read -S %s (the first stopped): exit %d, stdout %q, stderr %q", servers, r.code, r.stdout, r.stderr)
+	}
+	if r := c.client("-C", "clientcommand", "-m", "two", "-S", servers, "-timeout", "10s"); r.code != exitOK || r.index == 0 {
+		t.Fatalf("clientcommand -S %s (the first stopped): exit %d, stdout %q, stderr %q", servers, r.code, r.stdout, r.stderr)
+	}
+	r := c.client("-C", "read", "-m", "count", "-S", stopped, "-timeout", "1s", "-json")
+	var j jsonResult
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || r.code != exitFailed || j.Outcome != "failed" ||
+		!strings.Contains(r.stderr, "read count: not read within 1s: lost "+stopped) || strings.Contains(r.stderr, "may have committed") {
+		t.Fatalf("read -S %s (stopped): exit %d, stdout %q (%v), stderr %q", stopped, r.code, r.stdout, err, r.stderr)
+	}
+	r = c.client("-C", "addserver", "-m", other, "-S", servers, "-timeout", "2s")
+	if r.code != exitUnknown || !strings.Contains(r.stderr, "lost "+stopped+" after sending (no answer within 2s)") {
+		t.Fatalf("addserver -S %s (the first stopped): exit %d, stderr %q", servers, r.code, r.stderr)
 	}
 }
 
@@ -144,6 +208,7 @@ func TestEndToEndClientOutput(t *testing.T) {
 	}
 
 	t.Run("read -m print -json", func(t *testing.T) { checkReadJSON(t, c, addr, stored) })
+	t.Run("read print answers once", func(t *testing.T) { checkReadForms(t, c, addr, stored) })
 	t.Run("stdin mode", func(t *testing.T) { checkStdinMode(t, c, addr) })
 	t.Run("bench -json", func(t *testing.T) {
 		r := c.client("-C", "bench", "-S", addr, "-n", "20", "-c", "2", "-json")
@@ -191,6 +256,24 @@ func checkReadJSON(t *testing.T, c *e2eCluster, addr string, stored []string) {
 	}
 	if j := read("-from", "9"); j.Messages == nil || len(j.Messages) != 0 {
 		t.Fatalf("read past the end: %+v, want an empty array", j)
+	}
+}
+
+// checkReadForms checks that a read of the messages answers them in one form only: the
+// "Logs [...]" text, or with AsList (what -json asks for) the list. Both at once cost the
+// leader twice the log in memory, and the wire twice its size, for one of them unused.
+func checkReadForms(t *testing.T, c *e2eCluster, addr string, stored []string) {
+	text, err := rawCommand(addr, &CommandRequest{Command: cmdRead, Message: "print"})
+	if err != nil || text.Status != StatusOK || text.Result != "Logs ["+strings.Join(stored, " ")+"]" || text.Messages != nil {
+		t.Fatalf("read print: %+v, %v; want only the Logs [...] text", text, err)
+	}
+	list, err := rawCommand(addr, &CommandRequest{Command: cmdRead, Message: "print", AsList: true})
+	if err != nil || list.Status != StatusOK || list.Result != "" || !slices.Equal(list.Messages, stored) {
+		t.Fatalf("read print as a list: %+v, %v; want only the messages %q", list, err, stored)
+	}
+	r := c.client("-C", "read", "-m", "print", "-S", addr)
+	if want := "Logs [" + strings.Join(stored, " ") + "]\nread at index "; r.code != exitOK || !strings.HasPrefix(r.stdout, want) {
+		t.Fatalf("read -m print: exit %d, stdout %q, stderr %q; want it to start with %q", r.code, r.stdout, r.stderr, want)
 	}
 }
 

@@ -205,7 +205,9 @@ Send a command (to any member; a follower forwards it to the leader):
 
 -S takes several members (-S ':9990,:9991'): the client tries them in turn and follows
 "not the leader" answers; waiting on a leader, it asks the others who leads, and moves
-on to a new one. An address is a port (9990), :port or host:port, in every flag.
+on to a new one. A member that does not answer gets a share of -timeout (at least 1s)
+before the client asks the next (addserver and removeserver wait all of it).
+An address is a port (9990), :port or host:port, in every flag.
 -json prints one JSON object per result. A retried command is applied once (each client
 run is a session), so the client retries through leader changes, and while every member
 refuses connections (a cluster being restarted), until -timeout: its whole wait.
@@ -220,7 +222,8 @@ the TLS flags (a node takes these too); a flag given on the command line wins.
 
 Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr),
 2 bad usage, 3 outcome unknown (it may have committed: before retrying, check with
-read -m print, or for addserver and removeserver with status).
+read -m print, or for addserver and removeserver with status; never for read, which
+fails with 1 when no member answered in time).
 health: 0 when exactly one member leads and every member answered, else 1.
 backup: 0 written, 1 not written (FILE exists, no leader, ...); never 3.
 watch: 0 when stopped (Ctrl-C), 1 when no member answered for -timeout.

@@ -52,6 +52,9 @@ type CommandRequest struct {
 	// Session 0: no session.
 	Session, Seq uint64
 	From, N      uint64 // read print: messages From.. (1-based), at most N (0: all)
+	// read print: answer with the messages in Messages (the client's -json), else in
+	// Result as "Logs [...]"; never both, as a log can be long.
+	AsList bool
 }
 
 // StatusRequest is the argument of Raft.Status.
@@ -100,9 +103,9 @@ type CommandResponse struct {
 	Status      CommandStatus
 	Index, Term uint64 // where it committed
 	Result      string // what applying it printed ("Count 3", "Logs [...]", "Added new peer :9993")
-	// read print: the messages read, one string each, as stored: "Logs [...]" in Result
-	// cannot be split back into messages that hold spaces. (Result still has them for
-	// people, and for clients from before this field.)
+	// read print with AsList: the messages read, one string each, as stored ("Logs
+	// [...]" in Result cannot be split back into messages that hold spaces), and Result
+	// is empty.
 	Messages    []string
 	Leader      string // the leader, if known
 	NotLeader   bool   // the server asked is not the leader (Leader says who is, if known)

@@ -775,7 +775,8 @@ func (n *node) answerReads() error {
 	return nil
 }
 
-// read is what a read command answers: its result, and for print the messages.
+// read is what a read command answers: its result, or for print with AsList the
+// messages instead.
 func (n *node) read(req *CommandRequest) (string, []string) {
 	total := n.sm.total()
 	if req.Message == "count" {
@@ -787,7 +788,10 @@ func (n *node) read(req *CommandRequest) (string, []string) {
 		to = min(to, from+req.N)
 	}
 	messages := n.sm.slice(from, to)
-	return "Logs [" + strings.Join(messages, " ") + "]", messages
+	if req.AsList {
+		return "", messages
+	}
+	return "Logs [" + strings.Join(messages, " ") + "]", nil
 }
 
 // view asks the loop for the core's status.
