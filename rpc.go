@@ -528,7 +528,7 @@ type serverCodec struct {
 func newServerCodec(conn io.ReadWriteCloser, remote string, logger *slog.Logger) *serverCodec {
 	out := bufio.NewWriter(conn)
 	return &serverCodec{conn: conn, remote: remote, logger: logger,
-		dec: gob.NewDecoder(bufio.NewReader(&gobLimit{r: conn, limit: maxRPCBytes})), enc: gob.NewEncoder(out), out: out}
+		dec: gob.NewDecoder(&gobLimit{r: bufio.NewReader(conn), limit: maxRPCBytes}), enc: gob.NewEncoder(out), out: out}
 }
 
 func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
@@ -575,7 +575,10 @@ func (c *serverCodec) Close() error {
 
 // gobLimit passes a gob stream through, refusing a message whose length prefix (a gob
 // unsigned integer: one byte below 128, else the negated count of big-endian bytes
-// that follow) says it is larger than limit.
+// that follow) says it is larger than limit. It reads from a buffer (the length
+// prefixes come a byte or two at a time: from the socket itself, each would be a
+// system call), and is an io.ByteReader, so that gob reads it as it is instead of
+// buffering it again.
 type gobLimit struct {
 	r       io.Reader
 	limit   uint64
@@ -604,6 +607,12 @@ func (g *gobLimit) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
 	g.left -= uint64(n)
 	return n, err
+}
+
+func (g *gobLimit) ReadByte() (byte, error) {
+	var b [1]byte
+	_, err := io.ReadFull(g, b[:])
+	return b[0], err
 }
 
 // next reads the length prefix of the next message.

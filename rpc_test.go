@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"log"
+	"io"
 	"log/slog"
 	"net"
 	"net/rpc"
@@ -218,5 +219,44 @@ func TestBadRequestsRefused(t *testing.T) {
 	}
 	if m := <-s.got; m.Type != MsgVote || m.Term != 2 {
 		t.Fatalf("delivered %+v", m)
+	}
+}
+
+// countingReader counts the reads made of it.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// The server reads requests from the connection in buffer-sized reads, not a few bytes
+// at a time: each read of a socket is a system call, and gob reads each message's
+// length prefix a byte or two at a time.
+func TestServerCodecReadsInBulk(t *testing.T) {
+	var stream bytes.Buffer
+	enc := gob.NewEncoder(&stream)
+	const requests = 200
+	for i := range requests {
+		enc.Encode(&rpc.Request{ServiceMethod: "Raft.Deliver", Seq: uint64(i)})
+		enc.Encode(&Batch{Messages: []Message{{Type: MsgAppResp, From: "b", To: "a", Term: 2, MatchIndex: uint64(i), Success: true}}})
+	}
+	conn := &countingReader{r: bytes.NewReader(stream.Bytes())}
+	c := newServerCodec(nopCloser{conn}, "test", slog.New(slog.DiscardHandler))
+	for i := range requests {
+		var req rpc.Request
+		var b Batch
+		if err := c.ReadRequestHeader(&req); err != nil || req.Seq != uint64(i) {
+			t.Fatalf("request %d: %v, seq %d", i, err, req.Seq)
+		}
+		if err := c.ReadRequestBody(&b); err != nil || b.Messages[0].MatchIndex != uint64(i) {
+			t.Fatalf("request %d body: %v", i, err)
+		}
+	}
+	if most := stream.Len()/4096 + 2; conn.reads > most {
+		t.Fatalf("%d requests (%d bytes) took %d reads of the connection; want at most %d", requests, stream.Len(), conn.reads, most)
 	}
 }
