@@ -4,8 +4,8 @@ package main
 import (
 	"bytes"
 	"encoding/gob"
-	"log"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/rpc"
