@@ -3,6 +3,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"net"
 	"net/http"
@@ -53,6 +54,49 @@ func TestReadiness(t *testing.T) {
 	}
 	if err := readiness(leaderOfThree().status()); err != nil {
 		t.Fatalf("a leader: %v", err)
+	}
+}
+
+// A follower that hears only heartbeats (a snapshot is on its way to it, or the leader
+// has not probed it since it restarted behind) is not ready while the leader has
+// committed entries it lacks: a heartbeat carries the leader's whole commit index for
+// readiness, though the follower commits only min(its match, that) by it. (Seen through
+// the binary before: a follower restarted 30,000 entries behind answered "ready ...
+// applied 140007" while the leader's commit was 170007.)
+func TestReadyNotCaughtUpFromHeartbeats(t *testing.T) {
+	lead := leaderOfThree()
+	lead.Step(Message{Type: MsgAppResp, From: "c", To: "a", Term: 1, Success: true, MatchIndex: 1})
+	lead.Advance(lead.Ready())
+	if lead.commitIndex < 1 {
+		t.Fatalf("leader commit %d", lead.commitIndex)
+	}
+	var hb *Message
+	for range 3 {
+		lead.Tick()
+		rd := lead.Ready()
+		for _, m := range rd.Messages {
+			if m.Type == MsgHeartbeat && m.To == "b" {
+				hb = &m
+			}
+		}
+		lead.Advance(rd)
+	}
+	if hb == nil {
+		t.Fatal("no heartbeat to b")
+	}
+	// b holds an entry at index 1 the leader has not checked (it never acknowledged
+	// it): it must not commit it by the leader's commit index.
+	b := newRaft(coreConfig{ID: "b", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(2))},
+		persistentState{Entries: []Entry{{Index: 1, Term: 1, Type: EntryNormal}}, Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	b.Step(*hb)
+	b.Advance(b.Ready())
+	s := b.status()
+	if err := readiness(s); err == nil || !strings.Contains(err.Error(), "catching up: applied 0 of the 1 entries") {
+		t.Fatalf("b has applied %d, the leader committed %d, and /ready says %v (leaderCommit %d, from a heartbeat carrying %d)",
+			s.Applied, lead.commitIndex, err, s.LeaderCommit, hb.LeaderCommit)
+	}
+	if b.commitIndex != 0 {
+		t.Fatalf("b committed %d by a heartbeat from a leader that never checked its log", b.commitIndex)
 	}
 }
 
@@ -207,4 +251,62 @@ func waitProbe(t *testing.T, addr, path string, code int, prefix string) {
 		}
 	}
 	t.Fatalf("GET %s%s: %d %q; want %d %q...", addr, path, got, body, code, prefix)
+}
+
+// /ready of a follower restarted far behind (the leader compacted its log past it, so
+// it catches up by a snapshot while it hears heartbeats) says "ready" only once it has
+// applied what the leader had committed before it restarted.
+func TestEndToEndReadyWhileCatchingUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addrs := freeAddrs(t, 6)
+	members, probes := addrs[:3], addrs[3:]
+	c := newE2ECluster(t, members)
+	c.extra = []string{"-snapshot-entries", "1000"}
+	probeOf := map[string]string{}
+	for i, id := range members {
+		_, port, _ := net.SplitHostPort(id)
+		c.startWith(id, "-c", c.members, "-p", port, "-metrics", probes[i])
+		probeOf[id] = probes[i]
+	}
+	lead := c.send(members[0], "hello").leader
+	behind := members[0]
+	if behind == lead {
+		behind = members[1]
+	}
+	c.stop(behind, syscall.SIGKILL)
+	if r := c.client("-C", "bench", "-n", "20000", "-S", lead); r.code != exitOK {
+		t.Fatalf("bench: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	committed := c.status(lead).Commit
+	_, port, _ := net.SplitHostPort(behind)
+	c.startWith(behind, "-c", c.members, "-p", port, "-metrics", probeOf[behind])
+	readyRE := regexp.MustCompile(`^ready: leader \S+, term \d+, applied (\d+)\n$`)
+	polls, notReady := 0, 0
+	for deadline := time.Now().Add(e2eWait); ; polls++ {
+		if polls > 0 {
+			time.Sleep(5 * time.Millisecond) // a load balancer's probe, only often enough to see a short window
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready with %d applied within %v (%d polls)", behind, committed, e2eWait, polls)
+		}
+		code, body := get(t, "http://"+probeOf[behind]+"/ready")
+		if code != http.StatusOK {
+			notReady++
+			continue
+		}
+		m := readyRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("/ready of %s: %q", behind, body)
+		}
+		var applied uint64
+		fmt.Sscan(m[1], &applied)
+		if applied < committed {
+			t.Fatalf("/ready of %s says %q while the leader had committed %d before it restarted (poll %d, %d not ready before)",
+				behind, strings.TrimSpace(body), committed, polls, notReady)
+		}
+		break
+	}
+	t.Logf("%d polls said not ready before %s was ready", notReady, behind)
 }
