@@ -186,6 +186,26 @@ func TestEndToEndHealth(t *testing.T) {
 	}
 }
 
+// health's whole wait is -timeout, as every client command's: members of -S that are
+// wedged (they accept, and never answer) cost no -timeout each while a later one
+// answers. (It asked them in turn, each with a -timeout of its own, then the cluster
+// with another: 3 s for -timeout 1s.)
+func TestEndToEndHealthWaitsTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addr := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, []string{addr})
+	c.start(addr)
+	c.send(addr, "hello")
+	const timeout, overrun = time.Second, 900 * time.Millisecond
+	start := time.Now()
+	r := c.client("-C", "health", "-S", silentServer(t)+","+silentServer(t)+","+addr, "-timeout", timeout.String())
+	if took := time.Since(start); took > timeout+overrun || r.code != exitOK || !strings.Contains(r.stdout, "healthy: "+addr+" leads") {
+		t.Fatalf("health -timeout %v, two wedged members of -S first: exit %d after %v, %q %q", timeout, r.code, took, r.stdout, r.stderr)
+	}
+}
+
 // healthJSON is health -json's report and the exit status.
 type healthJSON struct {
 	healthReport
