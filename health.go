@@ -259,7 +259,9 @@ func soleLeader(answers map[string]answer) (NodeStatus, bool) {
 }
 
 // judge builds the report: a row per server view names, in its order, and the problems.
-// Servers being added (not voters) are shown, but do not count.
+// Servers being added (not voters) are shown, but do not count. A voter that answered
+// is not well unless it follows the leader (a member cut off from it, or a wiped data
+// dir back at a member's address, follows none) and the leader hears from it.
 func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) healthReport {
 	rep := healthReport{Members: []memberHealth{}, Cluster: view.Cluster}
 	lead, hasLeader := soleLeader(answers)
@@ -270,7 +272,7 @@ func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) he
 			tracked[m.ID] = m
 		}
 	}
-	var leaders, silent []string
+	var leaders, silent, astray []string
 	voters := 0
 	for _, m := range view.Members {
 		a := answers[m.ID]
@@ -290,6 +292,9 @@ func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) he
 			if st.Role == leader.String() {
 				leaders = append(leaders, fmt.Sprintf("%s (term %d)", m.ID, st.Term))
 			}
+			if why := notFollowing(lead, hasLeader, m, st, tracked[m.ID]); why != "" {
+				astray = append(astray, why)
+			}
 		}
 		if tm, ok := tracked[m.ID]; ok {
 			if behind, ok := lead.lag(tm); ok {
@@ -305,8 +310,32 @@ func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) he
 		rep.Problems = append(rep.Problems, "more than one member says it leads: "+strings.Join(leaders, ", ")+" (the one of the lower term has not heard of the newer yet)")
 	}
 	rep.Problems = append(rep.Problems, silent...)
+	rep.Problems = append(rep.Problems, astray...)
 	rep.Healthy = len(rep.Problems) == 0
 	return rep
+}
+
+// staleContacts is how many election timeouts a leader may go without hearing from a
+// member before health calls it lost: heartbeats go out several times an election
+// timeout, so a slow round trip is not enough, and a follower that has not heard from
+// the leader for twice it (the longest randomized timeout) has started an election.
+const staleContacts = 2
+
+// notFollowing says why voter m, which answered st, does not follow lead (the sole
+// leader, if hasLeader) as it should, or "". tm is lead's record of it.
+func notFollowing(lead NodeStatus, hasLeader bool, m MemberStatus, st NodeStatus, tm MemberStatus) string {
+	if !hasLeader || !m.Voter || m.ID == lead.ID {
+		return "" // without one leader, that is the problem already
+	}
+	switch {
+	case st.Leader == noLeader:
+		return fmt.Sprintf("%s follows no leader (term %d, commit %d; the leader %s: term %d, commit %d)", m.ID, st.Term, st.Commit, lead.ID, lead.Term, lead.Commit)
+	case st.Leader != lead.ID:
+		return fmt.Sprintf("%s follows %s, not the leader %s (its term %d, the leader's %d)", m.ID, st.Leader, lead.ID, st.Term, lead.Term)
+	case tm.Tracked && lead.ElectionTimeoutMs > 0 && tm.LastContactMs > staleContacts*lead.ElectionTimeoutMs:
+		return fmt.Sprintf("the leader %s last heard from %s %dms ago (its election timeout is %dms)", lead.ID, m.ID, tm.LastContactMs, lead.ElectionTimeoutMs)
+	}
+	return ""
 }
 
 // briefly is why a member did not answer, in a few words.

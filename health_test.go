@@ -206,6 +206,61 @@ func TestEndToEndHealthWaitsTimeout(t *testing.T) {
 	}
 }
 
+// A voter that answers but follows no leader is not well: a wiped data dir back at a
+// member's address (a stranger the members refuse) was "healthy", its row showing leader
+// -, a commit behind, and the leader's stale lag of 0.
+func TestEndToEndHealthMemberFollowsNoLeader(t *testing.T) {
+	c, members, _ := runningCluster(t)
+	lead := c.send(members[0], "a").leader
+	wiped := members[0]
+	if wiped == lead {
+		wiped = members[1]
+	}
+	if p := c.wipe(wiped); !p.stderr.waitLine("this data dir is new, but the cluster is not") {
+		t.Fatalf("the wiped %s did not say that it lost its data:\n%s", wiped, p.stderr)
+	}
+	c.send(lead, "b")
+	r := c.client("-C", "health", "-S", lead)
+	if r.code != exitFailed || !strings.Contains(r.stderr, wiped+" follows no leader (term 0, commit 0; the leader "+lead+": term ") ||
+		!strings.Contains(r.stdout, "unhealthy: "+wiped+" follows no leader") {
+		t.Fatalf("health with %s wiped: exit %d, %q %q", wiped, r.code, r.stdout, r.stderr)
+	}
+}
+
+// judge's verdict on members that answered: each voter must follow the one leader, and
+// the leader must have heard from it within staleContacts election timeouts.
+func TestHealthJudgesFollowers(t *testing.T) {
+	member := func(id string, contactMs int64) MemberStatus {
+		return MemberStatus{ID: id, Voter: true, Tracked: true, Match: 9, LastContactMs: contactMs}
+	}
+	leaderSays := func(contactB int64) NodeStatus {
+		return NodeStatus{ID: "a", Role: "leader", Term: 3, Leader: "a", Commit: 9, LastIndex: 9, ElectionTimeoutMs: 500,
+			Members: []MemberStatus{member("a", 0), member("b", contactB), member("c", 10)}}
+	}
+	follower := func(id, leads string, term uint64) NodeStatus {
+		return NodeStatus{ID: id, Role: "follower", Term: term, Leader: leads, Commit: 7, LastIndex: 9}
+	}
+	for _, tc := range []struct {
+		name     string
+		lead     NodeStatus
+		b        NodeStatus
+		problems string // "" for healthy
+	}{
+		{"well", leaderSays(10), follower("b", "a", 3), ""},
+		{"a slow round trip", leaderSays(1000), follower("b", "a", 3), ""},
+		{"follows no leader", leaderSays(10), follower("b", "", 3), "b follows no leader (term 3, commit 7; the leader a: term 3, commit 9)"},
+		{"follows another", leaderSays(10), follower("b", "c", 2), "b follows c, not the leader a (its term 2, the leader's 3)"},
+		{"not heard from", leaderSays(1001), follower("b", "a", 3), "the leader a last heard from b 1001ms ago (its election timeout is 500ms)"},
+		{"an old leader", func() NodeStatus { l := leaderSays(5000); l.ElectionTimeoutMs = 0; return l }(), follower("b", "a", 3), ""},
+	} {
+		answers := map[string]answer{"a": {st: tc.lead}, "b": {st: tc.b}, "c": {st: follower("c", "a", 3)}}
+		rep := judge(tc.lead, answers, time.Second)
+		if got := strings.Join(rep.Problems, "; "); got != tc.problems || rep.Healthy != (tc.problems == "") {
+			t.Errorf("%s: healthy %v, problems %q; want %q", tc.name, rep.Healthy, got, tc.problems)
+		}
+	}
+}
+
 // healthJSON is health -json's report and the exit status.
 type healthJSON struct {
 	healthReport

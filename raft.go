@@ -1278,6 +1278,8 @@ type status struct {
 	LeaderCommit uint64
 	QuorumLost   string // why it last stepped down by check-quorum (raft.quorumLost)
 	RemovedAt    uint64 // the configuration entry that removed it (raft.removedAt)
+	// The election timeout, in ticks (health judges the leader's contacts by it).
+	ElectionTicks int
 }
 
 // peerStatus is the leader's view of one other server.
@@ -1292,7 +1294,7 @@ func (r *raft) status() status {
 	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
 		Transferee: r.transferee, Snapshot: r.snapshot.Index, LeaderHeard: r.inLease(), LeaderCommit: max(r.leaderCommit, r.commitIndex),
-		QuorumLost: r.quorumLost, RemovedAt: r.removedAt()}
+		QuorumLost: r.quorumLost, RemovedAt: r.removedAt(), ElectionTicks: r.electionTicks}
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})
