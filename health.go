@@ -2,9 +2,9 @@
 //
 // raft -C health asks the members of -S at once, takes the membership from the first to
 // answer, then asks every member at once, all within -timeout, and prints one row per
-// member (role, term, indices, lag behind the leader, version, or
-// why it did not answer); it exits 0 only when exactly one member leads and every
-// member answered, so scripts and checks can use it.
+// member (role, term, indices, lag behind the leader, version, or why it did not
+// answer); it exits 0 only when exactly one member leads and every member answered and
+// follows it, so scripts and checks can use it.
 //
 // On the -metrics port, /health says the node is live (its event loop answers) and
 // /ready that it is fit to serve: a member of a cluster with a leader it heard from
