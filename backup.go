@@ -84,17 +84,19 @@ type servedBackup struct {
 	timer *time.Timer // drops it after backupIdle without a read
 }
 
-// backupFiles are the backups a node is serving, by id.
+// backupFiles are the backups a node is serving, by id, and those being written.
 type backupFiles struct {
-	mu   sync.Mutex
-	open map[uint64]*servedBackup
+	mu      sync.Mutex
+	open    map[uint64]*servedBackup
+	writing int // places reserved for backups being taken
 }
 
 // takeBackup writes a backup of the machine as of a read barrier and returns its first piece.
 func (n *node) takeBackup(wait time.Duration) BackupReply {
-	if n.backups.count() >= maxBackups {
+	if !n.backups.reserve() {
 		return BackupReply{Status: StatusRetry, Leader: n.id, Error: fmt.Sprintf("%s is already serving %d backups; try again once one is done", n.id, maxBackups)}
 	}
+	defer n.backups.release()
 	// The barrier of a linearizable read, here and not at the leader (Forwarded): the
 	// backup holds everything committed before it was asked for.
 	read := n.command(&CommandRequest{Command: cmdRead, Message: "count", Wait: wait, Forwarded: true})
@@ -153,6 +155,26 @@ func (b *backupFiles) count() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.open)
+}
+
+// reserve takes one of the maxBackups places for a backup about to be taken, if one is
+// free: checked and taken at once, so that however many clients ask together, no more
+// than maxBackups files are written and served. release gives it back; add, to serve
+// the backup, takes a place of its own before that.
+func (b *backupFiles) reserve() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.open)+b.writing >= maxBackups {
+		return false
+	}
+	b.writing++
+	return true
+}
+
+func (b *backupFiles) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.writing--
 }
 
 func (b *backupFiles) add(sb *servedBackup) {
@@ -216,10 +238,13 @@ type backupResult struct {
 	Error    string  `json:"error,omitempty"`
 }
 
+// errInterrupted ends a backup on SIGINT or SIGTERM.
+var errInterrupted = errors.New("interrupted (SIGINT or SIGTERM)")
+
 // backup runs -C backup: it writes the backup to the file -m names and reports it.
 func (c *client) backup(stdout io.Writer) int {
 	path := c.cfg.Message
-	head, err := c.saveBackup(path, time.Now().Add(c.cfg.Timeout))
+	head, err := c.saveBackup(path, time.Now().Add(c.cfg.Timeout), interrupted())
 	if err != nil {
 		if c.cfg.JSON {
 			out, _ := json.Marshal(backupResult{Command: cmdBackup, File: path, Outcome: "failed", Error: err.Error()})
@@ -240,8 +265,9 @@ func (c *client) backup(stdout io.Writer) int {
 }
 
 // saveBackup writes a backup to path, which must not exist, by the deadline: whole and
-// durable, or not at all.
-func (c *client) saveBackup(path string, deadline time.Time) (BackupReply, error) {
+// durable, or not at all. Until the file is whole, stop closing ends it
+// (errInterrupted), and the temporary file goes: a Ctrl-C leaves nothing behind.
+func (c *client) saveBackup(path string, deadline time.Time, stop <-chan struct{}) (BackupReply, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return BackupReply{}, fmt.Errorf("%s exists, and a backup never overwrites a file: remove it, or give another -m", path)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -260,13 +286,30 @@ func (c *client) saveBackup(path string, deadline time.Time) (BackupReply, error
 		tmp.Close()
 		os.Remove(tmp.Name()) // linked to path by then, if it worked
 	}()
-	head, err := c.download(tmp, deadline)
-	if err == nil {
-		err = tmp.Sync()
+	type fetched struct {
+		head BackupReply
+		err  error
 	}
-	if err == nil {
-		err = checkBackupFile(tmp, head)
+	done := make(chan fetched, 1)
+	go func() {
+		head, err := c.download(tmp, deadline)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if err == nil {
+			err = checkBackupFile(tmp, head)
+		}
+		done <- fetched{head, err}
+	}()
+	var got fetched
+	select {
+	case got = <-done:
+	case <-stop:
+		// The download may go on writing to tmp until the process exits; only this
+		// goroutine names the file, and it will not now.
+		return BackupReply{}, errInterrupted
 	}
+	head, err := got.head, got.err
 	if err == nil {
 		err = tmp.Close()
 	}

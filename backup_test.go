@@ -5,14 +5,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"net/rpc"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A backup is served in pieces of at most backupPieceBytes, from the offset asked for;
@@ -208,6 +213,102 @@ func TestEndToEndBackup(t *testing.T) {
 		t.Fatalf("backup of a dead cluster: exit %d, %q", r.code, r.stderr)
 	}
 	onlyFiles(t, dir, "backup.snap", "second.snap")
+}
+
+// A backup stopped by Ctrl-C or SIGTERM before it is whole removes its temporary file,
+// says so, and exits 1: nothing is left beside FILE (a partial .FILE.*.tmp was). The
+// member asked is wedged (it accepts and never answers), so the stop comes while the
+// client waits on it, with the temporary file there.
+func TestEndToEndBackupInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	wedged := silentServer(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "b.snap")
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(raftBinary(t), "-C", "backup", "-m", file, "-S", wedged, "-timeout", "20s")
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		for deadline := time.Now().Add(e2eWait); ; time.Sleep(5 * time.Millisecond) {
+			if tmps, _ := filepath.Glob(filepath.Join(dir, ".b.snap.*.tmp")); len(tmps) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("no temporary file in %s within %v: %s", dir, e2eWait, stderr.String())
+			}
+		}
+		cmd.Process.Signal(sig)
+		var err error
+		select {
+		case err = <-exited:
+		case <-time.After(e2eWait):
+			cmd.Process.Kill()
+			t.Fatalf("backup did not exit on %v", sig)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitFailed || stderr.String() != "raft: backup to "+file+": interrupted (SIGINT or SIGTERM); nothing written\n" {
+			t.Fatalf("backup on %v: %v, %q %q", sig, err, stdout.String(), stderr.String())
+		}
+		onlyFiles(t, dir)
+	}
+}
+
+// However many clients ask a member for a backup at once, it writes and serves at most
+// maxBackups (the check and the registration were apart: every request that came
+// while the first were written passed the check, and each wrote a file in the data dir).
+func TestEndToEndBackupsAtOnceBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addr := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, []string{addr})
+	c.start(addr)
+	// 16 MB of state: each backup takes a while to write.
+	if r := c.client("-C", "bench", "-S", addr, "-n", "160", "-size", "100000", "-c", "8", "-timeout", "20s"); r.code != exitOK {
+		t.Fatalf("bench: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	const asking = 4 * maxBackups
+	conns := make([]map[string]*rpc.Client, asking)
+	for i := range conns {
+		conns[i] = map[string]*rpc.Client{}
+		if _, err := connTo(conns[i], addr, time.Second, nil); err != nil {
+			t.Fatal(err)
+		}
+		defer dropConn(conns[i], addr)
+	}
+	replies := make([]BackupReply, asking)
+	errs := make([]error, asking)
+	var wg sync.WaitGroup
+	for i := range asking {
+		wg.Go(func() {
+			errs[i] = invoke(conns[i], addr, "Raft.Backup", &BackupRequest{Wait: 10 * time.Second}, &replies[i], e2eWait, nil)
+		})
+	}
+	wg.Wait()
+	served, busy := 0, 0
+	for i, r := range replies {
+		switch {
+		case errs[i] != nil:
+			t.Fatalf("request %d: %v", i, errs[i])
+		case r.Status == StatusOK:
+			served++
+		case r.Status == StatusRetry && strings.Contains(r.Error, fmt.Sprintf("already serving %d backups", maxBackups)):
+			busy++
+		default:
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	// None is read on, so none ends: the first maxBackups keep their places.
+	if served != maxBackups || busy != asking-maxBackups {
+		t.Fatalf("%d asked at once: %d served, %d told it is busy; want %d served", asking, served, busy, maxBackups)
+	}
 }
 
 // onlyFiles fails the test unless dir holds exactly the files named.

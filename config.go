@@ -224,8 +224,8 @@ Exit status: 0 done (committed), 1 failed (not committed; a reason is on stderr)
 2 bad usage, 3 outcome unknown (it may have committed: before retrying, check with
 read -m print, or for addserver and removeserver with status; never for read, which
 fails with 1 when no member answered in time).
-health: 0 when exactly one member leads and every member answered, else 1.
-backup: 0 written, 1 not written (FILE exists, no leader, ...); never 3.
+health: 0 when exactly one member leads and every member answered and follows it, else 1.
+backup: 0 written, 1 not written (FILE exists, no leader, Ctrl-C, ...); never 3.
 watch: 0 when stopped (Ctrl-C), 1 when no member answered for -timeout.
 
 Flags:

@@ -24,7 +24,7 @@ func FuzzStepMessage(f *testing.F) {
 		for _, asLeader := range []bool{false, true} {
 			r := fuzzCore(asLeader)
 			m := Message{Type: MsgType(typ), From: "b", To: "a", Term: term % 8, PrevLogIndex: prevIndex % 16, PrevLogTerm: prevTerm % 8,
-				LeaderCommit: commit % 16, MatchIndex: index % 16, RejectIndex: prevIndex % 16, ConflictTerm: prevTerm % 8,
+				LeaderCommit: commit % 16, ClusterCommit: commit % 32, MatchIndex: index % 16, RejectIndex: prevIndex % 16, ConflictTerm: prevTerm % 8,
 				ConflictIndex: commit % 16, Commit: commit % 16, Success: flags&1 != 0, Transfer: flags&2 != 0, Context: index % 4}
 			for i := range n % 8 {
 				e := Entry{Index: m.PrevLogIndex + 1 + uint64(i), Term: (term + uint64(i)*uint64(flags>>2)) % 8, Type: EntryType(flags>>4) % 4, Data: data}

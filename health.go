@@ -1,9 +1,10 @@
 // health.go: whether a cluster and its members are well, in two forms.
 //
-// raft -C health asks one member for the membership, then every member at once, and
-// prints one row per member (role, term, indices, lag behind the leader, version, or
-// why it did not answer); it exits 0 only when exactly one member leads and every
-// member answered, so scripts and checks can use it.
+// raft -C health asks the members of -S at once, takes the membership from the first to
+// answer, then asks every member at once, all within -timeout, and prints one row per
+// member (role, term, indices, lag behind the leader, version, or why it did not
+// answer); it exits 0 only when exactly one member leads and every member answered and
+// follows it, so scripts and checks can use it.
 //
 // On the -metrics port, /health says the node is live (its event loop answers) and
 // /ready that it is fit to serve: a member of a cluster with a leader it heard from
@@ -117,9 +118,12 @@ type memberHealth struct {
 	Version   string  `json:"version,omitempty"`
 }
 
-// health runs -C health and returns the exit status.
+// health runs -C health and returns the exit status. Its whole wait is -timeout: the
+// members of -S are asked at once, then the members the first to answer knows of, with
+// what is left.
 func (c *client) health(stdout io.Writer) int {
-	first, err := c.firstStatus()
+	deadline := time.Now().Add(c.cfg.Timeout)
+	first, err := c.firstStatus(deadline)
 	if err != nil {
 		if c.cfg.JSON {
 			out, _ := json.Marshal(healthReport{Members: []memberHealth{}, Problems: []string{err.Error()}})
@@ -128,7 +132,7 @@ func (c *client) health(stdout io.Writer) int {
 		fmt.Fprintf(c.stderr, "raft: health: %v\n", err)
 		return exitFailed
 	}
-	rep := c.survey(first)
+	rep := c.survey(first, deadline)
 	if c.cfg.JSON {
 		out, _ := json.Marshal(rep)
 		fmt.Fprintf(stdout, "%s\n", out)
@@ -142,17 +146,30 @@ func (c *client) health(stdout io.Writer) int {
 	return exitOK
 }
 
-// firstStatus is the status of the first member of -S that answers.
-func (c *client) firstStatus() (NodeStatus, error) {
-	var why []string
-	for _, server := range c.cfg.Servers {
-		st, err := c.nodeStatus(server, c.cfg.Timeout)
-		if err == nil {
-			return st, nil
-		}
-		why = append(why, fmt.Sprintf("%s: %s", server, briefly(err, c.cfg.Timeout)))
+// firstStatus is the status of the member of -S that answers first. All are asked at
+// once: one that is down or wedged costs nothing while another answers.
+func (c *client) firstStatus(deadline time.Time) (NodeStatus, error) {
+	type reply struct {
+		server string
+		answer
 	}
-	return NodeStatus{}, fmt.Errorf("no member answered (%s)", strings.Join(why, "; "))
+	replies := make(chan reply, len(c.cfg.Servers)) // the slower ones finish into it unread
+	for _, server := range c.cfg.Servers {
+		go func() { replies <- reply{server, c.askOne(server, deadline)} }()
+	}
+	why := map[string]string{}
+	for range c.cfg.Servers {
+		r := <-replies
+		if r.err == nil {
+			return r.st, nil
+		}
+		why[r.server] = briefly(r.err, c.cfg.Timeout)
+	}
+	var all []string
+	for _, server := range c.cfg.Servers {
+		all = append(all, fmt.Sprintf("%s: %s", server, why[server]))
+	}
+	return NodeStatus{}, fmt.Errorf("no member answered (%s)", strings.Join(all, "; "))
 }
 
 // answer is one member's status, or why it did not give it.
@@ -162,15 +179,15 @@ type answer struct {
 }
 
 // survey asks every member that first knows of, and any more the leader knows of, for
-// its status, all at once, and judges the cluster.
-func (c *client) survey(first NodeStatus) healthReport {
+// its status, all at once and by the deadline, and judges the cluster.
+func (c *client) survey(first NodeStatus, deadline time.Time) healthReport {
 	answers := map[string]answer{}
 	ask := memberIDs(first)
 	if first.Leader != noLeader && !slices.Contains(ask, first.Leader) {
 		ask = append(ask, first.Leader)
 	}
 	for len(ask) > 0 {
-		for id, a := range c.askAll(ask) {
+		for id, a := range c.askAll(ask, deadline) {
 			answers[id] = a
 		}
 		// The leader's membership is the one that counts: ask whoever it knows of and
@@ -191,17 +208,12 @@ func (c *client) survey(first NodeStatus) healthReport {
 	return judge(view, answers, c.cfg.Timeout)
 }
 
-// askAll asks each of ids for its status in parallel, each on a connection of its own
-// and within -timeout.
-func (c *client) askAll(ids []string) map[string]answer {
+// askAll asks each of ids for its status in parallel, by the deadline.
+func (c *client) askAll(ids []string, deadline time.Time) map[string]answer {
 	got := make([]answer, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
-		wg.Go(func() {
-			one := &client{cfg: c.cfg, stderr: c.stderr, conns: map[string]*rpc.Client{}, said: map[string]bool{}}
-			defer one.close()
-			got[i].st, got[i].err = one.nodeStatus(id, c.cfg.Timeout)
-		})
+		wg.Go(func() { got[i] = c.askOne(id, deadline) })
 	}
 	wg.Wait()
 	out := map[string]answer{}
@@ -209,6 +221,18 @@ func (c *client) askAll(ids []string) map[string]answer {
 		out[id] = got[i]
 	}
 	return out
+}
+
+// askOne asks server for its status on a connection of its own, by the deadline.
+func (c *client) askOne(server string, deadline time.Time) answer {
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return answer{err: fmt.Errorf("not asked: -timeout (%v) was up", roundDuration(c.cfg.Timeout))}
+	}
+	conns := map[string]*rpc.Client{}
+	defer dropConn(conns, server)
+	st, err := askStatus(conns, server, wait, c.cfg.TLS)
+	return answer{st, err}
 }
 
 // memberIDs lists the servers st names: the configuration's, and any being added.
@@ -235,7 +259,9 @@ func soleLeader(answers map[string]answer) (NodeStatus, bool) {
 }
 
 // judge builds the report: a row per server view names, in its order, and the problems.
-// Servers being added (not voters) are shown, but do not count.
+// Servers being added (not voters) are shown, but do not count. A voter that answered
+// is not well unless it follows the leader (a member cut off from it, or a wiped data
+// dir back at a member's address, follows none) and the leader hears from it.
 func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) healthReport {
 	rep := healthReport{Members: []memberHealth{}, Cluster: view.Cluster}
 	lead, hasLeader := soleLeader(answers)
@@ -246,7 +272,7 @@ func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) he
 			tracked[m.ID] = m
 		}
 	}
-	var leaders, silent []string
+	var leaders, silent, astray []string
 	voters := 0
 	for _, m := range view.Members {
 		a := answers[m.ID]
@@ -266,6 +292,9 @@ func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) he
 			if st.Role == leader.String() {
 				leaders = append(leaders, fmt.Sprintf("%s (term %d)", m.ID, st.Term))
 			}
+			if why := notFollowing(lead, hasLeader, m, st, tracked[m.ID]); why != "" {
+				astray = append(astray, why)
+			}
 		}
 		if tm, ok := tracked[m.ID]; ok {
 			if behind, ok := lead.lag(tm); ok {
@@ -281,8 +310,32 @@ func judge(view NodeStatus, answers map[string]answer, timeout time.Duration) he
 		rep.Problems = append(rep.Problems, "more than one member says it leads: "+strings.Join(leaders, ", ")+" (the one of the lower term has not heard of the newer yet)")
 	}
 	rep.Problems = append(rep.Problems, silent...)
+	rep.Problems = append(rep.Problems, astray...)
 	rep.Healthy = len(rep.Problems) == 0
 	return rep
+}
+
+// staleContacts is how many election timeouts a leader may go without hearing from a
+// member before health calls it lost: heartbeats go out several times an election
+// timeout, so a slow round trip is not enough, and a follower that has not heard from
+// the leader for twice it (the longest randomized timeout) has started an election.
+const staleContacts = 2
+
+// notFollowing says why voter m, which answered st, does not follow lead (the sole
+// leader, if hasLeader) as it should, or "". tm is lead's record of it.
+func notFollowing(lead NodeStatus, hasLeader bool, m MemberStatus, st NodeStatus, tm MemberStatus) string {
+	if !hasLeader || !m.Voter || m.ID == lead.ID {
+		return "" // without one leader, that is the problem already
+	}
+	switch {
+	case st.Leader == noLeader:
+		return fmt.Sprintf("%s follows no leader (term %d, commit %d; the leader %s: term %d, commit %d)", m.ID, st.Term, st.Commit, lead.ID, lead.Term, lead.Commit)
+	case st.Leader != lead.ID:
+		return fmt.Sprintf("%s follows %s, not the leader %s (its term %d, the leader's %d)", m.ID, st.Leader, lead.ID, st.Term, lead.Term)
+	case tm.Tracked && lead.ElectionTimeoutMs > 0 && tm.LastContactMs > staleContacts*lead.ElectionTimeoutMs:
+		return fmt.Sprintf("the leader %s last heard from %s %dms ago (its election timeout is %dms)", lead.ID, m.ID, tm.LastContactMs, lead.ElectionTimeoutMs)
+	}
+	return ""
 }
 
 // briefly is why a member did not answer, in a few words.

@@ -3,6 +3,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"net"
 	"net/http"
@@ -53,6 +54,49 @@ func TestReadiness(t *testing.T) {
 	}
 	if err := readiness(leaderOfThree().status()); err != nil {
 		t.Fatalf("a leader: %v", err)
+	}
+}
+
+// A follower that hears only heartbeats (a snapshot is on its way to it, or the leader
+// has not probed it since it restarted behind) is not ready while the leader has
+// committed entries it lacks: a heartbeat carries the leader's whole commit index for
+// readiness, though the follower commits only min(its match, that) by it. (Seen through
+// the binary before: a follower restarted 30,000 entries behind answered "ready ...
+// applied 140007" while the leader's commit was 170007.)
+func TestReadyNotCaughtUpFromHeartbeats(t *testing.T) {
+	lead := leaderOfThree()
+	lead.Step(Message{Type: MsgAppResp, From: "c", To: "a", Term: 1, Success: true, MatchIndex: 1})
+	lead.Advance(lead.Ready())
+	if lead.commitIndex < 1 {
+		t.Fatalf("leader commit %d", lead.commitIndex)
+	}
+	var hb *Message
+	for range 3 {
+		lead.Tick()
+		rd := lead.Ready()
+		for _, m := range rd.Messages {
+			if m.Type == MsgHeartbeat && m.To == "b" {
+				hb = &m
+			}
+		}
+		lead.Advance(rd)
+	}
+	if hb == nil {
+		t.Fatal("no heartbeat to b")
+	}
+	// b holds an entry at index 1 the leader has not checked (it never acknowledged
+	// it): it must not commit it by the leader's commit index.
+	b := newRaft(coreConfig{ID: "b", ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 1, Rand: rand.New(rand.NewSource(2))},
+		persistentState{Entries: []Entry{{Index: 1, Term: 1, Type: EntryNormal}}, Bootstrap: Config{Members: []string{"a", "b", "c"}}})
+	b.Step(*hb)
+	b.Advance(b.Ready())
+	s := b.status()
+	if err := readiness(s); err == nil || !strings.Contains(err.Error(), "catching up: applied 0 of the 1 entries") {
+		t.Fatalf("b has applied %d, the leader committed %d, and /ready says %v (leaderCommit %d, from a heartbeat carrying %d)",
+			s.Applied, lead.commitIndex, err, s.LeaderCommit, hb.LeaderCommit)
+	}
+	if b.commitIndex != 0 {
+		t.Fatalf("b committed %d by a heartbeat from a leader that never checked its log", b.commitIndex)
 	}
 }
 
@@ -142,6 +186,81 @@ func TestEndToEndHealth(t *testing.T) {
 	}
 }
 
+// health's whole wait is -timeout, as every client command's: members of -S that are
+// wedged (they accept, and never answer) cost no -timeout each while a later one
+// answers. (It asked them in turn, each with a -timeout of its own, then the cluster
+// with another: 3 s for -timeout 1s.)
+func TestEndToEndHealthWaitsTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addr := freeAddrs(t, 1)[0]
+	c := newE2ECluster(t, []string{addr})
+	c.start(addr)
+	c.send(addr, "hello")
+	const timeout, overrun = time.Second, 900 * time.Millisecond
+	start := time.Now()
+	r := c.client("-C", "health", "-S", silentServer(t)+","+silentServer(t)+","+addr, "-timeout", timeout.String())
+	if took := time.Since(start); took > timeout+overrun || r.code != exitOK || !strings.Contains(r.stdout, "healthy: "+addr+" leads") {
+		t.Fatalf("health -timeout %v, two wedged members of -S first: exit %d after %v, %q %q", timeout, r.code, took, r.stdout, r.stderr)
+	}
+}
+
+// A voter that answers but follows no leader is not well: a wiped data dir back at a
+// member's address (a stranger the members refuse) was "healthy", its row showing leader
+// -, a commit behind, and the leader's stale lag of 0.
+func TestEndToEndHealthMemberFollowsNoLeader(t *testing.T) {
+	c, members, _ := runningCluster(t)
+	lead := c.send(members[0], "a").leader
+	wiped := members[0]
+	if wiped == lead {
+		wiped = members[1]
+	}
+	if p := c.wipe(wiped); !p.stderr.waitLine("this data dir is new, but the cluster is not") {
+		t.Fatalf("the wiped %s did not say that it lost its data:\n%s", wiped, p.stderr)
+	}
+	c.send(lead, "b")
+	r := c.client("-C", "health", "-S", lead)
+	if r.code != exitFailed || !strings.Contains(r.stderr, wiped+" follows no leader (term 0, commit 0; the leader "+lead+": term ") ||
+		!strings.Contains(r.stdout, "unhealthy: "+wiped+" follows no leader") {
+		t.Fatalf("health with %s wiped: exit %d, %q %q", wiped, r.code, r.stdout, r.stderr)
+	}
+}
+
+// judge's verdict on members that answered: each voter must follow the one leader, and
+// the leader must have heard from it within staleContacts election timeouts.
+func TestHealthJudgesFollowers(t *testing.T) {
+	member := func(id string, contactMs int64) MemberStatus {
+		return MemberStatus{ID: id, Voter: true, Tracked: true, Match: 9, LastContactMs: contactMs}
+	}
+	leaderSays := func(contactB int64) NodeStatus {
+		return NodeStatus{ID: "a", Role: "leader", Term: 3, Leader: "a", Commit: 9, LastIndex: 9, ElectionTimeoutMs: 500,
+			Members: []MemberStatus{member("a", 0), member("b", contactB), member("c", 10)}}
+	}
+	follower := func(id, leads string, term uint64) NodeStatus {
+		return NodeStatus{ID: id, Role: "follower", Term: term, Leader: leads, Commit: 7, LastIndex: 9}
+	}
+	for _, tc := range []struct {
+		name     string
+		lead     NodeStatus
+		b        NodeStatus
+		problems string // "" for healthy
+	}{
+		{"well", leaderSays(10), follower("b", "a", 3), ""},
+		{"a slow round trip", leaderSays(1000), follower("b", "a", 3), ""},
+		{"follows no leader", leaderSays(10), follower("b", "", 3), "b follows no leader (term 3, commit 7; the leader a: term 3, commit 9)"},
+		{"follows another", leaderSays(10), follower("b", "c", 2), "b follows c, not the leader a (its term 2, the leader's 3)"},
+		{"not heard from", leaderSays(1001), follower("b", "a", 3), "the leader a last heard from b 1001ms ago (its election timeout is 500ms)"},
+		{"an old leader", func() NodeStatus { l := leaderSays(5000); l.ElectionTimeoutMs = 0; return l }(), follower("b", "a", 3), ""},
+	} {
+		answers := map[string]answer{"a": {st: tc.lead}, "b": {st: tc.b}, "c": {st: follower("c", "a", 3)}}
+		rep := judge(tc.lead, answers, time.Second)
+		if got := strings.Join(rep.Problems, "; "); got != tc.problems || rep.Healthy != (tc.problems == "") {
+			t.Errorf("%s: healthy %v, problems %q; want %q", tc.name, rep.Healthy, got, tc.problems)
+		}
+	}
+}
+
 // healthJSON is health -json's report and the exit status.
 type healthJSON struct {
 	healthReport
@@ -207,4 +326,62 @@ func waitProbe(t *testing.T, addr, path string, code int, prefix string) {
 		}
 	}
 	t.Fatalf("GET %s%s: %d %q; want %d %q...", addr, path, got, body, code, prefix)
+}
+
+// /ready of a follower restarted far behind (the leader compacted its log past it, so
+// it catches up by a snapshot while it hears heartbeats) says "ready" only once it has
+// applied what the leader had committed before it restarted.
+func TestEndToEndReadyWhileCatchingUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real processes")
+	}
+	addrs := freeAddrs(t, 6)
+	members, probes := addrs[:3], addrs[3:]
+	c := newE2ECluster(t, members)
+	c.extra = []string{"-snapshot-entries", "1000"}
+	probeOf := map[string]string{}
+	for i, id := range members {
+		_, port, _ := net.SplitHostPort(id)
+		c.startWith(id, "-c", c.members, "-p", port, "-metrics", probes[i])
+		probeOf[id] = probes[i]
+	}
+	lead := c.send(members[0], "hello").leader
+	behind := members[0]
+	if behind == lead {
+		behind = members[1]
+	}
+	c.stop(behind, syscall.SIGKILL)
+	if r := c.client("-C", "bench", "-n", "20000", "-S", lead); r.code != exitOK {
+		t.Fatalf("bench: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	committed := c.status(lead).Commit
+	_, port, _ := net.SplitHostPort(behind)
+	c.startWith(behind, "-c", c.members, "-p", port, "-metrics", probeOf[behind])
+	readyRE := regexp.MustCompile(`^ready: leader \S+, term \d+, applied (\d+)\n$`)
+	polls, notReady := 0, 0
+	for deadline := time.Now().Add(e2eWait); ; polls++ {
+		if polls > 0 {
+			time.Sleep(5 * time.Millisecond) // a load balancer's probe, only often enough to see a short window
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready with %d applied within %v (%d polls)", behind, committed, e2eWait, polls)
+		}
+		code, body := get(t, "http://"+probeOf[behind]+"/ready")
+		if code != http.StatusOK {
+			notReady++
+			continue
+		}
+		m := readyRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("/ready of %s: %q", behind, body)
+		}
+		var applied uint64
+		fmt.Sscan(m[1], &applied)
+		if applied < committed {
+			t.Fatalf("/ready of %s says %q while the leader had committed %d before it restarted (poll %d, %d not ready before)",
+				behind, strings.TrimSpace(body), committed, polls, notReady)
+		}
+		break
+	}
+	t.Logf("%d polls said not ready before %s was ready", notReady, behind)
 }

@@ -92,10 +92,17 @@ type Message struct {
 	// AppendEntries and its reply: the catch-up the request belongs to (catchUp.seq).
 	Context uint64
 
-	// AppendEntries and Heartbeat.
+	// AppendEntries and Heartbeat. LeaderCommit is what the follower may commit: all
+	// of the leader's commit index in an AppendEntries, min(its commit, the follower's
+	// match) in a heartbeat, which has no log check.
 	PrevLogIndex, PrevLogTerm uint64
 	Entries                   []Entry
 	LeaderCommit              uint64
+	// AppendEntries and Heartbeat: the leader's whole commit index, so a follower knows
+	// how far behind it is (readiness) even while it hears only heartbeats, as it does
+	// while a snapshot is on its way. Never committed by: the follower's log may not
+	// match the leader's that far.
+	ClusterCommit uint64
 
 	// Replies.
 	Success bool // vote granted; entries accepted
@@ -305,9 +312,9 @@ type raft struct {
 	snapshot        SnapshotMeta  // the log starts after it
 	pendingSnapshot *SnapshotMeta // installed from the leader, to hand out in Ready
 
-	// The highest commit index a leader has sent this server: how far it must apply to
-	// be caught up (status, for /ready). Its own commit index lags behind it while its
-	// log does.
+	// The highest commit index a leader has told this server of (Message.ClusterCommit):
+	// how far it must apply to be caught up (status, for /ready). Its own commit index
+	// lags behind it while its log does.
 	leaderCommit uint64
 
 	votes    map[string]bool      // (pre-)candidate: who answered, and how
@@ -799,7 +806,7 @@ func (r *raft) handleAppendEntries(m Message) {
 		return // two leaders in one term cannot happen; don't let a bad peer make it so
 	}
 	r.becomeFollowerOf(m.From)
-	r.leaderCommit = max(r.leaderCommit, m.LeaderCommit)
+	r.heardCommit(m)
 	reply := Message{Type: MsgAppResp, To: m.From, RejectIndex: m.PrevLogIndex, Commit: r.commitIndex, Context: m.Context}
 	if !entriesFollow(m) {
 		return // malformed: entries must be numbered on from PrevLogIndex
@@ -1072,11 +1079,18 @@ func (r *raft) handleHeartbeat(m Message) {
 		return
 	}
 	r.becomeFollowerOf(m.From)
-	r.leaderCommit = max(r.leaderCommit, m.LeaderCommit)
+	r.heardCommit(m)
 	// The leader sends min(its commit, our match), so every index up to it is in our log
 	// and matches; it is safe to commit without a log check.
 	r.commitIndex = max(r.commitIndex, min(m.LeaderCommit, r.log.lastIndex()))
 	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Commit: r.commitIndex, Context: m.Context})
+}
+
+// heardCommit notes how far the leader that sent m has committed, for readiness. A
+// leader of an older version sends no ClusterCommit: its LeaderCommit is the best
+// there is.
+func (r *raft) heardCommit(m Message) {
+	r.leaderCommit = max(r.leaderCommit, m.ClusterCommit, m.LeaderCommit)
 }
 
 func (r *raft) handleHeartbeatResponse(m Message) {
@@ -1144,7 +1158,7 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 	if len(ents) == 0 && !sendEmpty {
 		return
 	}
-	m := Message{Type: MsgApp, To: to, PrevLogIndex: prevIndex, PrevLogTerm: prevTerm, Entries: ents, LeaderCommit: r.commitIndex}
+	m := Message{Type: MsgApp, To: to, PrevLogIndex: prevIndex, PrevLogTerm: prevTerm, Entries: ents, LeaderCommit: r.commitIndex, ClusterCommit: r.commitIndex}
 	if cu := r.catchUp; cu != nil && cu.server == to {
 		m.Context = cu.seq
 	}
@@ -1178,7 +1192,7 @@ func (r *raft) broadcastAppend(sendEmpty bool) {
 func (r *raft) broadcastHeartbeat() {
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
-		r.send(Message{Type: MsgHeartbeat, To: id, LeaderCommit: min(pr.match, r.commitIndex), Context: r.readCtx()})
+		r.send(Message{Type: MsgHeartbeat, To: id, LeaderCommit: min(pr.match, r.commitIndex), ClusterCommit: r.commitIndex, Context: r.readCtx()})
 	}
 }
 
@@ -1264,6 +1278,8 @@ type status struct {
 	LeaderCommit uint64
 	QuorumLost   string // why it last stepped down by check-quorum (raft.quorumLost)
 	RemovedAt    uint64 // the configuration entry that removed it (raft.removedAt)
+	// The election timeout, in ticks (health judges the leader's contacts by it).
+	ElectionTicks int
 }
 
 // peerStatus is the leader's view of one other server.
@@ -1278,7 +1294,7 @@ func (r *raft) status() status {
 	s := status{ID: r.id, Role: r.role, Term: r.currentTerm, Leader: r.leader,
 		Commit: r.commitIndex, Applied: r.lastApplied, LastLog: r.log.lastIndex(), Config: r.config(),
 		Transferee: r.transferee, Snapshot: r.snapshot.Index, LeaderHeard: r.inLease(), LeaderCommit: max(r.leaderCommit, r.commitIndex),
-		QuorumLost: r.quorumLost, RemovedAt: r.removedAt()}
+		QuorumLost: r.quorumLost, RemovedAt: r.removedAt(), ElectionTicks: r.electionTicks}
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		s.Peers = append(s.Peers, peerStatus{ID: id, Match: pr.match, Next: pr.next, Idle: pr.idle, Voter: r.config().contains(id)})

@@ -75,6 +75,9 @@ type NodeStatus struct {
 	Members       []MemberStatus `json:"members"`
 	// The configuration entry that removed this node from the cluster (0: it was not).
 	RemovedAt uint64 `json:"removed_at,omitempty"`
+	// Its election timeout, by which health judges the leader's last contact with each
+	// member (0 from a node that predates it).
+	ElectionTimeoutMs int64 `json:"election_timeout_ms,omitempty"`
 }
 
 // MemberStatus is a server in the configuration (or being added), as a node sees it.

@@ -812,7 +812,8 @@ func (n *node) status() (NodeStatus, error) {
 		return NodeStatus{}, err
 	}
 	st := NodeStatus{ID: s.ID, Role: s.Role.String(), Term: s.Term, Leader: s.Leader, Commit: s.Commit,
-		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion(), RemovedAt: s.RemovedAt}
+		Applied: s.Applied, LastIndex: s.LastLog, SnapshotIndex: s.Snapshot, Version: buildVersion(), RemovedAt: s.RemovedAt,
+		ElectionTimeoutMs: int64(time.Duration(s.ElectionTicks) * n.tick / time.Millisecond)}
 	id, _ := n.store.ClusterID()
 	st.Cluster = formatClusterID(id)
 	peers := map[string]peerStatus{}

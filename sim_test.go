@@ -673,6 +673,11 @@ func (c *simCluster) check(n *simNode) {
 	if n.hashBase+uint64(len(n.hashes)) != r.log.lastIndex()+1 {
 		c.fail("%s: log changed (last %d) without handing the change out in Ready (hashed %d)", n.id, r.log.lastIndex(), n.hashBase+uint64(len(n.hashes))-1)
 	}
+	// What readiness waits for is a commit index some node reached: a heartbeat's
+	// ClusterCommit is never more than its leader committed.
+	if lc := r.status().LeaderCommit; lc > uint64(len(c.committed)) {
+		c.fail("%s: status says a leader committed %d, though no node committed past %d", n.id, lc, len(c.committed))
+	}
 	// Election safety: at most one leader per term.
 	if r.role == leader {
 		if l, ok := c.leaders[r.currentTerm]; !ok {
