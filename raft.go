@@ -430,6 +430,24 @@ func (r *raft) tickLeader() {
 	}
 }
 
+// TicksToNext is how many ticks can pass before one of them does more than count: a
+// heartbeat, an election, a check of the quorum, a transfer or catch-up given up (at
+// least 1). The loop that drives the core need not wake before then, unless something
+// else arrives; it ticks the core for the time gone by before it steps it.
+func (r *raft) TicksToNext() int {
+	if r.role != leader {
+		return max(r.electionTimeout-r.electionElapsed, 1)
+	}
+	next := min(r.heartbeatTicks-r.heartbeatElapsed, r.electionTicks-r.electionElapsed)
+	if r.transferee != noLeader {
+		next = min(next, r.electionTicks-r.transferTicks)
+	}
+	if cu := r.catchUp; cu != nil {
+		next = min(next, catchUpIdleTimeout*r.electionTicks-cu.idleTicks)
+	}
+	return max(next, 1)
+}
+
 // inLease reports whether this server has heard from a leader (or is one) within the
 // minimum election timeout. It then ignores requests to elect another: a server that
 // was removed, or partitioned away, must not depose a leader that is doing its job.

@@ -44,6 +44,9 @@ type node struct {
 	out    *log.Logger  // stdout: what applying entries prints
 	logger *slog.Logger // stderr: what the node does
 	tick   time.Duration
+	// When the core was last ticked (advanceClock): it is ticked for the time gone by when
+	// an input comes, or when the next tick that matters is due, not every tick.
+	lastTick time.Time
 
 	recvc chan Message
 	propc chan *proposal
@@ -486,8 +489,9 @@ func (n *node) logStart(cfg nodeConfig, st persistentState, formed bool) {
 
 // run is the event loop.
 func (n *node) run() (err error) {
-	ticker := time.NewTicker(n.tick)
-	defer ticker.Stop()
+	n.lastTick = time.Now()
+	timer := time.NewTimer(n.tick)
+	defer timer.Stop()
 	go n.writer()
 	defer func() {
 		// Whatever was handed to the disk is made durable (and its replies sent) before
@@ -501,17 +505,20 @@ func (n *node) run() (err error) {
 		if err := n.handleReady(); err != nil {
 			return err
 		}
+		timer.Reset(n.untilNextTick())
 		select {
 		case <-n.stopc:
 			return nil
-		case <-ticker.C:
-			n.core.Tick()
+		case <-timer.C:
+			n.advanceClock()
 			n.expireWaiting(time.Now())
 		case m := <-n.recvc:
+			n.advanceClock()
 			n.step(m)
 		case p := <-n.propc:
 			n.propose(p)
 		case reply := <-n.statusc:
+			n.advanceClock()
 			reply <- n.core.status()
 		case f := <-n.runc:
 			f()
@@ -537,6 +544,32 @@ func (n *node) run() (err error) {
 			}
 		}
 	}
+}
+
+// advanceClock ticks the core for the ticks gone by since the last, up to the first that
+// does more than count (TicksToNext); those after it are dropped, as a ticker drops the
+// ticks of a loop that was held up.
+func (n *node) advanceClock() {
+	gone := time.Since(n.lastTick) / n.tick
+	if gone <= 0 {
+		return
+	}
+	for range min(int(gone), n.core.TicksToNext()) {
+		n.core.Tick()
+	}
+	n.lastTick = n.lastTick.Add(gone * n.tick)
+}
+
+// untilNextTick is how long the loop may wait for an input before it must tick the core:
+// until the tick that does more than count, or the next tick while clients wait (their
+// deadlines are checked at each tick). An idle node wakes only for what it must do:
+// a follower for its election timeout, a leader for its heartbeats.
+func (n *node) untilNextTick() time.Duration {
+	ticks := 1
+	if len(n.pending) == 0 && len(n.adding) == 0 && len(n.reads) == 0 && len(n.readWait) == 0 && len(n.transfers) == 0 && len(n.watchers) == 0 {
+		ticks = n.core.TicksToNext()
+	}
+	return max(time.Until(n.lastTick.Add(time.Duration(ticks)*n.tick)), 0)
 }
 
 // handleReady persists, sends and applies until the core has nothing left to hand out.

@@ -390,3 +390,32 @@ func TestUnreadableStoredMessagesStopTheNode(t *testing.T) {
 		t.Fatalf("apply: %v, printed %q", err, out.String())
 	}
 }
+
+// The loop ticks the core for the time gone by, up to the first tick that matters; the
+// ticks after it are dropped, as a ticker drops those of a loop that was held up. With
+// no client waiting, it sleeps until that tick; with one, a tick at a time.
+func TestLazyClock(t *testing.T) {
+	n := testNode(io.Discard)
+	n.tick, n.lastTick = 10*time.Millisecond, time.Now()
+	next := n.core.TicksToNext() // a follower: its election timeout
+	if next < 10 {
+		t.Fatalf("a new follower's next tick that matters is %d ticks away, want its election timeout (at least 10)", next)
+	}
+	if d := n.untilNextTick(); d > time.Duration(next)*n.tick || d < time.Duration(next-1)*n.tick {
+		t.Fatalf("idle, the loop would wake in %v; want about %d ticks of %v", d, next, n.tick)
+	}
+	n.pending[1] = &proposal{}
+	if d := n.untilNextTick(); d > n.tick {
+		t.Fatalf("with a client waiting, the loop would wake in %v; want within a tick", d)
+	}
+	delete(n.pending, 1)
+	start := time.Now().Add(-time.Duration(next+5) * n.tick)
+	n.lastTick = start
+	n.advanceClock()
+	if st := n.core.status(); st.Role != preCandidate && st.Role != candidate {
+		t.Fatalf("after its election timeout went by, the follower is %v", st.Role)
+	}
+	if got := n.lastTick.Sub(start); got != time.Duration(next+5)*n.tick {
+		t.Fatalf("the clock moved %v, want %v", got, time.Duration(next+5)*n.tick)
+	}
+}

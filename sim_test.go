@@ -380,12 +380,32 @@ func (c *simCluster) step() {
 				continue
 			}
 		}
-		n.r.Tick()
+		c.tick(n)
 		c.ready(n)
 		if c.faults.compact > 0 && c.rng.Float64() < c.faults.compact && n.r != nil {
 			c.compact(n)
 			c.ready(n)
 		}
+	}
+}
+
+// tick ticks n's core, checking what the loop's lazy clock relies on (server.go
+// advanceClock): a tick that TicksToNext says is not the next that matters only counts.
+// It sends nothing and changes no role, term, leader, transfer or catch-up.
+func (c *simCluster) tick(n *simNode) {
+	r := n.r
+	next, quiet := r.TicksToNext(), !r.hasReady()
+	before := r.status()
+	catchingUp := r.catchUp != nil
+	r.Tick()
+	if next <= 1 {
+		return
+	}
+	after := r.status()
+	if (quiet && r.hasReady()) || after.Role != before.Role || after.Term != before.Term || after.Leader != before.Leader ||
+		after.Transferee != before.Transferee || (r.catchUp != nil) != catchingUp {
+		c.fail("%s: a tick with %d to go until the next that matters did more than count: %v term %d leader %q -> %v term %d leader %q, ready %v",
+			r.id, next, before.Role, before.Term, before.Leader, after.Role, after.Term, after.Leader, r.hasReady())
 	}
 }
 
