@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"net/rpc"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -130,19 +131,31 @@ func offerBinary(conn net.Conn, deadline time.Time) (bool, error) {
 func (t *transport) serverCodec(conn net.Conn) rpc.ServerCodec {
 	remote := conn.RemoteAddr().String()
 	in := bufio.NewReaderSize(conn, frameBufSize)
-	head, err := in.Peek(1)
-	if err == nil && head[0] == codecPreface[0] {
-		if head, err = in.Peek(len(codecPreface)); err == nil && string(head) == codecPreface {
-			in.Discard(len(codecPreface))
-			if _, err := io.WriteString(conn, codecPreface); err != nil {
-				conn.Close()
-				return nil
-			}
-			return newBinServerCodec(conn, in, remote, t.logger)
-		}
+	if !offersBinary(in) {
+		// An older dialer, or garbage, which gob refuses.
+		return newServerCodec(bufferedConn{Reader: in, conn: conn}, remote, t.logger)
 	}
-	// Not the preface (or cut short): gob, which refuses what it cannot decode.
-	return newServerCodec(bufferedConn{Reader: in, conn: conn}, remote, t.logger)
+	in.Discard(len(codecPreface))
+	if _, err := io.WriteString(conn, codecPreface); err != nil {
+		conn.Close()
+		return nil
+	}
+	return newBinServerCodec(conn, in, remote, t.logger)
+}
+
+// offersBinary reports whether the connection read through in opens with the preface.
+// It waits for the rest of the preface only while what came so far is a start of it:
+// garbage that begins like it is refused at once, not once its sender hangs up.
+func offersBinary(in *bufio.Reader) bool {
+	head, err := in.Peek(1)
+	if err != nil || head[0] != codecPreface[0] {
+		return false
+	}
+	if head, _ = in.Peek(min(in.Buffered(), len(codecPreface))); !strings.HasPrefix(codecPreface, string(head)) {
+		return false
+	}
+	head, err = in.Peek(len(codecPreface))
+	return err == nil && string(head) == codecPreface
 }
 
 // bufferedConn is a connection read through a buffer that may hold its first bytes.
@@ -155,7 +168,7 @@ func (c bufferedConn) Write(p []byte) (int, error) { return c.conn.Write(p) }
 func (c bufferedConn) Close() error                { return c.conn.Close() }
 
 // readRPCFrame reads one frame (without its length) into buf, grown if need be, refusing
-// before reading one whose length is over limit.
+// one whose length is over limit before reading it.
 func readRPCFrame(in *bufio.Reader, buf []byte, limit int) ([]byte, error) {
 	var head [4]byte
 	if _, err := io.ReadFull(in, head[:]); err != nil {
@@ -163,7 +176,7 @@ func readRPCFrame(in *bufio.Reader, buf []byte, limit int) ([]byte, error) {
 	}
 	size := int(binary.LittleEndian.Uint32(head[:]))
 	if size > limit {
-		return nil, fmt.Errorf("a request of %d bytes is over the limit of %d", size, limit)
+		return nil, fmt.Errorf("a frame of %d bytes is over the limit of %d", size, limit)
 	}
 	if cap(buf) < size {
 		buf = make([]byte, size)
