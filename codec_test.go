@@ -108,8 +108,12 @@ func TestBinCodecWritesOnce(t *testing.T) {
 	batch := &Batch{Messages: []Message{{Type: MsgApp, Entries: []Entry{{Data: []byte("a")}, {Data: []byte("b")}}}, {Type: MsgHeartbeat}}}
 	for i, write := range []func() error{
 		func() error { return client.WriteRequest(&rpc.Request{ServiceMethod: "Raft.Deliver", Seq: 1}, batch) },
-		func() error { return client.WriteRequest(&rpc.Request{ServiceMethod: "Raft.Status", Seq: 2}, &StatusRequest{}) },
-		func() error { return server.WriteResponse(&rpc.Response{Seq: 1}, &CommandBatchResponse{Responses: make([]CommandResponse, 3)}) },
+		func() error {
+			return client.WriteRequest(&rpc.Request{ServiceMethod: "Raft.Status", Seq: 2}, &StatusRequest{})
+		},
+		func() error {
+			return server.WriteResponse(&rpc.Response{Seq: 1}, &CommandBatchResponse{Responses: make([]CommandResponse, 3)})
+		},
 		func() error { return server.WriteResponse(&rpc.Response{Seq: 2}, &NodeStatus{ID: "a"}) },
 	} {
 		before := conn.writes
