@@ -16,11 +16,13 @@
 //
 // Mixed versions: a dialer of this version opens its connection with codecPreface,
 // which no gob stream starts with (its first byte, read by gob as a length prefix,
-// claims 16 bytes of length). A server of this version answers with the preface and
-// serves frames; an older server fails to decode it and closes the connection, and the
-// dialer connects again with gob, and keeps using gob for that address for
-// gobRecheck before it offers frames again (the server may have been upgraded). A
-// dialer that does not open with the preface (an older one) is served gob, as before.
+// claims 16 bytes of length), and sends its first calls right after it, without waiting.
+// A server of this version answers with the preface and serves frames. An older server
+// fails to decode the preface and closes the connection having run nothing, so the
+// dialer connects again, sends the calls still unanswered again in gob, goes on in gob,
+// and keeps to gob with that address for gobRecheck before it offers frames again (the
+// server may have been upgraded meanwhile). A dialer that does not open with the
+// preface (an older one) is served gob, as before.
 package main
 
 import (
@@ -77,10 +79,9 @@ func rememberGobOnly(addr string) {
 }
 
 // dialRPCClient connects to addr within timeout (plain TCP if keys is nil, else TLS)
-// and returns a client speaking the binary codec, or gob to a server that does not
+// and returns a client that speaks the binary codec, or gob to a server that does not
 // know it. Every dialer of servers (peers, forwarding, clients) comes through here.
 func dialRPCClient(addr string, timeout time.Duration, keys *tlsKeys) (*rpc.Client, error) {
-	deadline := time.Now().Add(timeout)
 	conn, err := dialConn(addr, timeout, keys)
 	if err != nil {
 		return nil, err
@@ -88,42 +89,9 @@ func dialRPCClient(addr string, timeout time.Duration, keys *tlsKeys) (*rpc.Clie
 	if speaksGobOnly(addr) {
 		return rpc.NewClient(conn), nil
 	}
-	accepted, err := offerBinary(conn, deadline)
-	if accepted {
-		return newBinClient(conn), nil
-	}
-	conn.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%s did not answer after connecting: %w", addr, err)
-	}
-	// An older server (or one that refuses this connection for another reason, which
-	// it then says to a gob client: a TLS member to a plain dialer, answerPlain).
-	rememberGobOnly(addr)
-	if conn, err = dialConn(addr, max(time.Until(deadline), 50*time.Millisecond), keys); err != nil {
-		return nil, err
-	}
-	return rpc.NewClient(conn), nil
-}
-
-// offerBinary sends the preface on conn and waits until deadline for the server's. It
-// reports whether the server accepted; false with no error: the server refused (it
-// closed the connection, or answered something else), and a gob client may try.
-func offerBinary(conn net.Conn, deadline time.Time) (bool, error) {
-	conn.SetDeadline(deadline)
-	defer conn.SetDeadline(time.Time{})
-	if _, err := io.WriteString(conn, codecPreface); err != nil {
-		return false, err
-	}
-	var answer [len(codecPreface)]byte
-	_, err := io.ReadFull(conn, answer[:])
-	switch {
-	case err == nil:
-		return string(answer[:]) == codecPreface, nil
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
-		return false, nil
-	default:
-		return false, err
-	}
+	redial := func() (net.Conn, error) { return dialConn(addr, timeout, keys) }
+	return rpc.NewClientWithCodec(&binClientCodec{addr: addr, redial: redial, conn: conn,
+		in: bufio.NewReaderSize(conn, frameBufSize), r: binReader{names: map[string]string{}}}), nil
 }
 
 // serverCodec is the codec to serve conn with: binary if its dialer opens with the
@@ -310,34 +278,70 @@ func (c *binServerCodec) Close() error {
 	return c.closeErr
 }
 
-// binClientCodec is the client's side of the binary codec.
+// binClientCodec is the client's side of the binary codec. Until the server has
+// answered the preface it keeps the calls it wrote (early): if the server turns out not
+// to know the codec, it falls back to gob on a new connection and writes them again.
 type binClientCodec struct {
-	conn net.Conn
-	in   *bufio.Reader
-	r    binReader // read by rpc.Client's reading goroutine
-	rbuf []byte    // responses decode into values of their own (no binBody response keeps bytes of it)
-	body []byte
-	wbuf []byte // rpc.Client writes requests one at a time
+	addr   string
+	redial func() (net.Conn, error)
+	r      binReader // read by rpc.Client's reading goroutine
+	in     *bufio.Reader
+	rbuf   []byte // responses decode into values of their own (no binBody response keeps bytes of it)
+	body   []byte
+
+	mu       sync.Mutex // rpc.Client writes requests one at a time, but the reader may switch to gob
+	conn     net.Conn
+	offered  bool // the preface went out
+	accepted bool // the server answered it
+	early    []earlyCall
+	gob      *gobClientCodec // the server refused the preface: everything goes through gob
+	wbuf     []byte
 }
 
-func newBinClient(conn net.Conn) *rpc.Client {
-	return rpc.NewClientWithCodec(&binClientCodec{conn: conn, in: bufio.NewReaderSize(conn, frameBufSize), r: binReader{names: map[string]string{}}})
+// earlyCall is a request written before the server accepted the codec.
+type earlyCall struct {
+	req  rpc.Request
+	body any
 }
 
 func (c *binClientCodec) WriteRequest(req *rpc.Request, x any) error {
-	b, err := appendBody(appendFrameHead(c.wbuf[:0], req.Seq, req.ServiceMethod), x)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gob != nil {
+		return c.gob.WriteRequest(req, x)
+	}
+	b := c.wbuf[:0]
+	if !c.offered {
+		b, c.offered = append(b, codecPreface...), true
+	}
+	start := len(b)
+	b, err := appendBody(appendFrameHead(b, req.Seq, req.ServiceMethod), x)
 	if err != nil {
 		return err
 	}
-	putFrameLength(b)
+	putFrameLength(b[start:])
 	if cap(b) <= frameBufSize {
 		c.wbuf = b
 	}
 	_, err = c.conn.Write(b)
+	if !c.accepted {
+		// An older server may have closed the connection on the preface already:
+		// the reader finds out, and writes this again in gob.
+		c.early = append(c.early, earlyCall{*req, x})
+		return nil
+	}
 	return err
 }
 
 func (c *binClientCodec) ReadResponseHeader(resp *rpc.Response) error {
+	if c.gob == nil && !c.accepted { // only this goroutine sets either
+		if err := c.awaitAnswer(); err != nil {
+			return err
+		}
+	}
+	if c.gob != nil {
+		return c.gob.ReadResponseHeader(resp)
+	}
 	f, err := readRPCFrame(c.in, c.rbuf, maxResponseBytes)
 	if err != nil {
 		return err
@@ -349,10 +353,76 @@ func (c *binClientCodec) ReadResponseHeader(resp *rpc.Response) error {
 	return err
 }
 
+// awaitAnswer reads the server's answer to the preface: the preface, or else (the
+// connection closed, or something else) a server that speaks gob only, to which the
+// calls written so far go again in gob, on a new connection. The old server decoded
+// none of them: it stopped at the preface.
+func (c *binClientCodec) awaitAnswer() error {
+	var answer [len(codecPreface)]byte
+	_, err := io.ReadFull(c.in, answer[:])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && string(answer[:]) == codecPreface {
+		c.accepted, c.early = true, nil
+		return nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+		return err // the connection failed (closed by this side, ...): not a refusal
+	}
+	rememberGobOnly(c.addr)
+	c.conn.Close()
+	conn, err := c.redial()
+	if err != nil {
+		// What was written never ran: net/rpc's word for a call that was not sent.
+		return rpc.ErrShutdown
+	}
+	c.conn, c.gob = conn, newGobClientCodec(conn)
+	for _, e := range c.early {
+		if err := c.gob.WriteRequest(&e.req, e.body); err != nil {
+			return rpc.ErrShutdown
+		}
+	}
+	c.early = nil
+	return nil
+}
+
 func (c *binClientCodec) ReadResponseBody(x any) error {
+	if c.gob != nil {
+		return c.gob.ReadResponseBody(x)
+	}
 	body := c.body
 	c.body = nil
 	return readBody(body, x, &c.r)
 }
 
-func (c *binClientCodec) Close() error { return c.conn.Close() }
+func (c *binClientCodec) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn.Close()
+}
+
+// gobClientCodec is net/rpc's own client codec (which it does not export), for a
+// binClientCodec that falls back to gob.
+type gobClientCodec struct {
+	dec *gob.Decoder
+	enc *gob.Encoder
+	out *bufio.Writer
+}
+
+func newGobClientCodec(conn net.Conn) *gobClientCodec {
+	out := bufio.NewWriter(conn)
+	return &gobClientCodec{dec: gob.NewDecoder(bufio.NewReader(conn)), enc: gob.NewEncoder(out), out: out}
+}
+
+func (c *gobClientCodec) WriteRequest(req *rpc.Request, x any) error {
+	if err := c.enc.Encode(req); err != nil {
+		return err
+	}
+	if err := c.enc.Encode(x); err != nil {
+		return err
+	}
+	return c.out.Flush()
+}
+
+func (c *gobClientCodec) ReadResponseHeader(resp *rpc.Response) error { return c.dec.Decode(resp) }
+func (c *gobClientCodec) ReadResponseBody(x any) error                { return c.dec.Decode(x) }

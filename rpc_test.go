@@ -4,8 +4,8 @@ package main
 import (
 	"bytes"
 	"encoding/gob"
-	"log"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/rpc"
@@ -180,9 +180,7 @@ func TestBadRequestsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		if tc.offer {
-			if accepted, err := offerBinary(conn, time.Now().Add(5*time.Second)); !accepted || err != nil {
-				t.Fatalf("%s: the binary codec was not accepted: %v", tc.name, err)
-			}
+			offerPreface(t, conn)
 		}
 		conn.Write(tc.send)
 		if strings.HasSuffix(tc.name, "truncated") {
