@@ -68,13 +68,8 @@ func runBench(cfg benchConfig, stdout, stderr io.Writer) int {
 	var shared *batcher
 	mode := "rpc"
 	if cfg.Mux {
-		shared = newBatcher(func(addr string) (*rpc.Client, error) {
-			conn, err := dialConn(addr, dialTimeout, cfg.TLS)
-			if err != nil {
-				return nil, err
-			}
-			return rpc.NewClient(conn), nil
-		}, maxAnswerReserve) // so an append waits its -timeout, or up to 250 ms more when under 2.5 s are left
+		shared = newBatcher(func(addr string) (*rpc.Client, error) { return dialRPCClient(addr, dialTimeout, cfg.TLS) },
+			maxAnswerReserve) // so an append waits its -timeout, or up to 250 ms more when under 2.5 s are left
 		defer shared.stop()
 		mode = "mux"
 	}

@@ -301,12 +301,12 @@ func connTo(conns map[string]*rpc.Client, server string, wait time.Duration, key
 	if conn := conns[server]; conn != nil {
 		return conn, nil
 	}
-	nc, err := dialConn(server, min(wait, dialTimeout), keys)
+	conn, err := dialRPCClient(server, min(wait, dialTimeout), keys)
 	if err != nil {
 		return nil, err
 	}
-	conns[server] = rpc.NewClient(nc)
-	return conns[server], nil
+	conns[server] = conn
+	return conn, nil
 }
 
 // dropConn closes and forgets the connection to server in conns.

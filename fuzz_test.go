@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/gob"
 	"io"
@@ -66,10 +67,11 @@ func fuzzCore(asLeader bool) *raft {
 	return r
 }
 
-// FuzzRPCRequest feeds arbitrary bytes to the server's RPC codec, as a connection would,
-// and takes each request that decodes the way the server does: a batch's messages
-// through checkMessage into a follower's and a leader's core, a command through
-// checkCommand. Nothing may panic, and an oversized request is refused.
+// FuzzRPCRequest feeds arbitrary bytes to the server's RPC codecs, gob and binary
+// (codec.go), as a connection would, and takes each request that decodes the way the
+// server does: a batch's messages through checkMessage into a follower's and a leader's
+// core, a command through checkCommand. Nothing may panic, and an oversized request is
+// refused.
 //
 //	go test -run '^$' -fuzz FuzzRPCRequest -fuzztime 1m .
 func FuzzRPCRequest(f *testing.F) {
@@ -92,51 +94,72 @@ func FuzzRPCRequest(f *testing.F) {
 	f.Add(request("Raft.InstallSnapshot", &SnapshotChunk{From: "b", To: "a", Term: 3, Meta: SnapshotMeta{Index: 5, Term: 1}, Data: []byte("abc")}))
 	f.Add(request("Raft.Status", &StatusRequest{}))
 	f.Add([]byte{0xfc, 0x40, 0, 0, 0, 1, 2, 3}) // claims a 1 GiB message
+	f.Add(binRequest("Raft.Deliver", 1, &Batch{Cluster: 7, Messages: []Message{
+		{Type: MsgApp, From: "b", To: "a", Term: 3, PrevLogIndex: 10, PrevLogTerm: 3, LeaderCommit: 6, Entries: []Entry{{Index: 11, Term: 3, Data: []byte("x")}}},
+		{Type: MsgSnap, From: "b", To: "a", Term: 3, Snapshot: &SnapshotMeta{Index: 5, Term: 1, Config: Config{Members: []string{"a", "b"}, Incarnations: map[string]uint64{"a": 1}}}}}}))
+	f.Add(binRequest("Raft.Commands", 2, &CommandBatch{Requests: []CommandRequest{{Command: cmdClient, Message: "I like beer.", Session: 1, Seq: 2}, {Command: cmdRead, Message: "print"}}}))
+	f.Add(binRequest("Raft.Command", 3, &CommandRequest{Command: cmdClient, Message: "I like beer."}))
+	f.Add(binRequest("Raft.InstallSnapshot", 4, &SnapshotChunk{From: "b", To: "a", Term: 3, Meta: SnapshotMeta{Index: 5, Term: 1}, Data: []byte("abc")}))
+	f.Add([]byte{0, 0, 0, 0x40, 1, 2, 3}) // a binary frame that claims 1 GiB
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := newServerCodec(nopCloser{bytes.NewReader(data)}, "fuzz", slog.New(slog.DiscardHandler))
-		for range 8 {
-			var req rpc.Request
-			if c.ReadRequestHeader(&req) != nil {
+		discard := slog.New(slog.DiscardHandler)
+		fuzzServe(t, newServerCodec(nopCloser{bytes.NewReader(data)}, "fuzz", discard))
+		in := bufio.NewReader(bytes.NewReader(data))
+		fuzzServe(t, newBinServerCodec(nopCloser{in}, in, "fuzz", discard))
+	})
+}
+
+// fuzzServe reads requests from c as the server does, at most 8.
+func fuzzServe(t *testing.T, c rpc.ServerCodec) {
+	for range 8 {
+		var req rpc.Request
+		if c.ReadRequestHeader(&req) != nil {
+			return
+		}
+		switch req.ServiceMethod {
+		case "Raft.Deliver":
+			var b Batch
+			if c.ReadRequestBody(&b) != nil {
 				return
 			}
-			switch req.ServiceMethod {
-			case "Raft.Deliver":
-				var b Batch
-				if c.ReadRequestBody(&b) != nil {
-					return
-				}
-				for _, asLeader := range []bool{false, true} {
-					r := fuzzCore(asLeader)
-					for _, m := range b.Messages {
-						if m.To != "a" || checkMessage(m) != nil {
-							continue // refused by node.deliver
-						}
-						r.Step(m)
-						for r.hasReady() {
-							r.Advance(r.Ready())
-						}
+			for _, asLeader := range []bool{false, true} {
+				r := fuzzCore(asLeader)
+				for _, m := range b.Messages {
+					if m.To != "a" || checkMessage(m) != nil {
+						continue // refused by node.deliver
+					}
+					r.Step(m)
+					for r.hasReady() {
+						r.Advance(r.Ready())
 					}
 				}
-			case "Raft.Command":
-				var cr CommandRequest
-				if c.ReadRequestBody(&cr) != nil {
+			}
+		case "Raft.Command", "Raft.Commands":
+			var cb CommandBatch
+			if req.ServiceMethod == "Raft.Command" {
+				cb.Requests = make([]CommandRequest, 1)
+				if c.ReadRequestBody(&cb.Requests[0]) != nil {
 					return
 				}
+			} else if c.ReadRequestBody(&cb) != nil {
+				return
+			}
+			for _, cr := range cb.Requests {
 				if checkCommand(&cr, 1<<20) == nil && len(cr.Message) > 1<<20 {
 					t.Fatalf("a %d-byte message passed the 1 MiB limit", len(cr.Message))
 				}
-			case "Raft.InstallSnapshot":
-				var sc SnapshotChunk
-				if c.ReadRequestBody(&sc) != nil {
-					return
-				}
-			default:
-				if c.ReadRequestBody(nil) != nil {
-					return
-				}
+			}
+		case "Raft.InstallSnapshot":
+			var sc SnapshotChunk
+			if c.ReadRequestBody(&sc) != nil {
+				return
+			}
+		default:
+			if c.ReadRequestBody(nil) != nil {
+				return
 			}
 		}
-	})
+	}
 }
 
 // nopCloser is a connection that only reads.

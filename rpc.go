@@ -280,13 +280,7 @@ func newTransport(id, dir string, report func(Message), logger *slog.Logger) *tr
 	return t
 }
 
-func dialRPC(addr string) (*rpc.Client, error) {
-	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
-	if err != nil {
-		return nil, err
-	}
-	return rpc.NewClient(conn), nil
-}
+func dialRPC(addr string) (*rpc.Client, error) { return dialRPCClient(addr, dialTimeout, nil) }
 
 func (t *transport) clusterID() uint64 {
 	if t.cluster == nil {
@@ -317,7 +311,9 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 		t.mu.Unlock()
 		go func() {
 			if c := t.handshake(conn); c != nil {
-				srv.ServeCodec(newServerCodec(c, conn.RemoteAddr().String(), t.logger))
+				if codec := t.serverCodec(c); codec != nil {
+					srv.ServeCodec(codec)
+				}
 			}
 			t.mu.Lock()
 			delete(t.conns, conn)
@@ -546,14 +542,21 @@ func (c *serverCodec) ReadRequestBody(body any) error {
 // read on, from wherever the refused request left the stream), and logs it, unless the
 // connection just ended.
 func (c *serverCodec) refused(err error) error {
+	return refuseRequest(c.logger, c.remote, err, c.Close)
+}
+
+// refuseRequest is a server codec's answer to err reading a request from remote: nil
+// passes, else the connection is closed (by close) and the error logged, unless it is
+// the connection ending.
+func refuseRequest(logger *slog.Logger, remote string, err error, close func() error) error {
 	if err == nil {
 		return nil
 	}
 	var netErr net.Error
 	if err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.As(err, &netErr) && !errors.Is(err, syscall.ECONNRESET) {
-		c.logger.Warn("refused a request that does not decode; connection closed", "from", c.remote, "err", err)
+		logger.Warn("refused a request that does not decode; connection closed", "from", remote, "err", err)
 	}
-	c.Close()
+	close()
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/rpc"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,23 +157,33 @@ func TestBadRequestsRefused(t *testing.T) {
 	enc := gob.NewEncoder(&good)
 	enc.Encode(&rpc.Request{ServiceMethod: "Raft.Deliver", Seq: 1})
 	enc.Encode(&Batch{Messages: []Message{{Type: MsgVote, From: "b", To: "a", Term: 2}}})
+	goodBin := binRequest("Raft.Deliver", 1, &Batch{Messages: []Message{{Type: MsgVote, From: "b", To: "a", Term: 2}}})
 	cases := []struct {
-		name string
-		send []byte
-		log  string
+		name  string
+		offer bool // in the binary codec (codec.go): the preface first
+		send  []byte
+		log   string
 	}{
-		{"1 GiB length prefix", []byte{0xfc, 0x40, 0, 0, 0, 'x'}, "over the limit"},
-		{"garbage", bytes.Repeat([]byte("garbage "), 20), "does not decode"},
-		{"9-byte length prefix", []byte{0xf0, 1, 2, 3}, "malformed request"},
-		{"truncated", good.Bytes()[:good.Len()-3], "unexpected EOF"},
+		{"1 GiB length prefix", false, []byte{0xfc, 0x40, 0, 0, 0, 'x'}, "over the limit"},
+		{"garbage", false, bytes.Repeat([]byte("garbage "), 20), "does not decode"},
+		{"9-byte length prefix", false, []byte{0xf0, 1, 2, 3}, "malformed request"},
+		{"truncated", false, good.Bytes()[:good.Len()-3], "unexpected EOF"},
+		{"binary: a 1 GiB frame", true, []byte{0, 0, 0, 0x40, 'x'}, "a frame of 1073741824 bytes is over the limit"},
+		{"binary: a garbage body", true, binRequest("Raft.Deliver", 1, &CommandRequest{Message: "not a batch"}), "malformed body"},
+		{"binary: a garbage header", true, []byte{2, 0, 0, 0, 1, 2}, "shorter than its header"},
+		{"binary: a method past the frame's end", true, []byte{10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x7f, 'x'}, "its method or error is cut short"},
+		{"binary: truncated", true, goodBin[:len(goodBin)-3], "unexpected EOF"},
 	}
 	for _, tc := range cases {
 		conn, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
+		if tc.offer {
+			offerPreface(t, conn)
+		}
 		conn.Write(tc.send)
-		if tc.name == "truncated" {
+		if strings.HasSuffix(tc.name, "truncated") {
 			conn.(*net.TCPConn).CloseWrite() // the rest never comes
 		}
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -174,13 +174,7 @@ func (t *transport) useTLS(keys *tlsKeys) {
 		return
 	}
 	t.tls = keys
-	t.dial = func(addr string) (*rpc.Client, error) {
-		conn, err := dialConn(addr, dialTimeout, keys)
-		if err != nil {
-			return nil, err
-		}
-		return rpc.NewClient(conn), nil
-	}
+	t.dial = func(addr string) (*rpc.Client, error) { return dialRPCClient(addr, dialTimeout, keys) }
 }
 
 // handshake runs the member's side of the TLS handshake on an accepted connection and

@@ -251,11 +251,10 @@ func (w *watchClient) poll(addr string, req *WatchRequest, stop <-chan struct{})
 	var resp WatchResponse
 	conn := w.conns[addr]
 	if conn == nil {
-		nc, err := dialConn(addr, dialTimeout, w.cfg.TLS)
-		if err != nil {
+		var err error
+		if conn, err = dialRPCClient(addr, dialTimeout, w.cfg.TLS); err != nil {
 			return resp, fmt.Errorf("%w: %w", errNotSent, err)
 		}
-		conn = rpc.NewClient(nc)
 		w.conns[addr] = conn
 	}
 	call := conn.Go("Raft.Watch", req, &resp, make(chan *rpc.Call, 1))
