@@ -147,7 +147,7 @@ func appendMessage(p []byte, m *Message) []byte {
 	p = append(p, bit(m.Transfer, msgTransfer)|bit(m.Success, msgSuccess)|bit(m.Snapshot != nil, msgSnapshot), byte(m.Type))
 	p = appendStr(appendStr(p, m.From), m.To)
 	p = appendUvarints(p, m.Term, m.FromIncarnation, m.ToIncarnation, m.LastLogIndex, m.LastLogTerm, m.Context,
-		m.PrevLogIndex, m.PrevLogTerm, m.LeaderCommit, m.MatchIndex, m.RejectIndex, m.ConflictTerm, m.ConflictIndex, m.Commit)
+		m.PrevLogIndex, m.PrevLogTerm, m.LeaderCommit, m.MatchIndex, m.RejectIndex, m.ConflictTerm, m.ConflictIndex, m.Commit, m.ClusterCommit)
 	p = binary.AppendUvarint(p, uint64(len(m.Entries)))
 	for _, e := range m.Entries {
 		p = append(appendUvarints(p, e.Index, e.Term), byte(e.Type))
@@ -164,7 +164,7 @@ func readMessage(r *binReader, m *Message) {
 	m.Type = MsgType(r.byte())
 	m.From, m.To = r.name(), r.name()
 	for _, f := range []*uint64{&m.Term, &m.FromIncarnation, &m.ToIncarnation, &m.LastLogIndex, &m.LastLogTerm, &m.Context,
-		&m.PrevLogIndex, &m.PrevLogTerm, &m.LeaderCommit, &m.MatchIndex, &m.RejectIndex, &m.ConflictTerm, &m.ConflictIndex, &m.Commit} {
+		&m.PrevLogIndex, &m.PrevLogTerm, &m.LeaderCommit, &m.MatchIndex, &m.RejectIndex, &m.ConflictTerm, &m.ConflictIndex, &m.Commit, &m.ClusterCommit} {
 		*f = r.uvarint()
 	}
 	m.Transfer, m.Success = flags&msgTransfer != 0, flags&msgSuccess != 0
