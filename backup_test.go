@@ -288,7 +288,7 @@ func TestEndToEndBackupsAtOnceBounded(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range asking {
 		wg.Go(func() {
-			errs[i] = invoke(conns[i], addr, "Raft.Backup", &BackupRequest{Wait: 10 * time.Second}, &replies[i], e2eWait, nil)
+			errs[i] = invoke(conns[i], addr, "Raft.Backup", &BackupRequest{Wait: 10 * time.Second}, &replies[i], e2eWait, nil, nil)
 		})
 	}
 	wg.Wait()

@@ -267,27 +267,15 @@ func (c *client) call(server string, req *CommandRequest, deadline time.Time, ca
 	if err != nil {
 		return resp, fmt.Errorf("%w: %w", errNotSent, err)
 	}
-	call := conn.Go("Raft.Command", req, &resp, make(chan *rpc.Call, 1))
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-call.Done:
-		if errors.Is(call.Error, rpc.ErrShutdown) {
-			// The connection was already closed by the other end: nothing was sent.
-			c.drop(server)
-			return resp, fmt.Errorf("%w: %w", errNotSent, call.Error)
-		}
-		if call.Error != nil {
-			c.drop(server)
-		}
-		return resp, call.Error
-	case <-timer.C:
-		c.drop(server)
-		return resp, fmt.Errorf("no answer within %v", roundDuration(wait))
-	case <-cancel:
-		c.drop(server) // its answer, if it comes, has no one to go to
-		return resp, errCanceled
+	err = callWithin(conn, "Raft.Command", req, &resp, wait, cancel, errCanceled)
+	if err != nil {
+		c.drop(server) // an answer that comes later has no one to go to
 	}
+	if errors.Is(err, rpc.ErrShutdown) {
+		// The connection was already closed by the other end: nothing was sent.
+		return resp, fmt.Errorf("%w: %w", errNotSent, err)
+	}
+	return resp, err
 }
 
 func (c *client) conn(server string, wait time.Duration) (*rpc.Client, error) {
@@ -465,32 +453,24 @@ func (c *client) nodeStatus(server string, wait time.Duration) (NodeStatus, erro
 // askStatus asks server for its status, on its connection in conns, for at most wait.
 func askStatus(conns map[string]*rpc.Client, server string, wait time.Duration, keys *tlsKeys) (NodeStatus, error) {
 	var st NodeStatus
-	err := invoke(conns, server, "Raft.Status", &StatusRequest{}, &st, wait, keys)
+	err := invoke(conns, server, "Raft.Status", &StatusRequest{}, &st, wait, keys, nil)
 	return st, err
 }
 
 // invoke makes one call to server and waits for its answer, at most wait.
 func (c *client) invoke(server, method string, args, reply any, wait time.Duration) error {
-	return invoke(c.conns, server, method, args, reply, wait, c.cfg.TLS)
+	return invoke(c.conns, server, method, args, reply, wait, c.cfg.TLS, nil)
 }
 
-// invoke makes one call to server, on its connection in conns, and waits for its
-// answer, at most wait.
-func invoke(conns map[string]*rpc.Client, server, method string, args, reply any, wait time.Duration, keys *tlsKeys) error {
+// invoke makes one call to server, on its connection in conns (dialed if there is
+// none), and waits for its answer: at most wait, and not once stop is closed (nil:
+// never), which returns errStopped. A connection whose call failed is dropped.
+func invoke(conns map[string]*rpc.Client, server, method string, args, reply any, wait time.Duration, keys *tlsKeys, stop <-chan struct{}) error {
 	conn, err := connTo(conns, server, wait, keys)
 	if err != nil {
 		return err
 	}
-	call := conn.Go(method, args, reply, make(chan *rpc.Call, 1))
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-call.Done:
-		err = call.Error
-	case <-timer.C:
-		err = fmt.Errorf("no answer within %v", roundDuration(wait))
-	}
-	if err != nil {
+	if err = callWithin(conn, method, args, reply, wait, stop, errStopped); err != nil {
 		dropConn(conns, server)
 	}
 	return err

@@ -440,16 +440,23 @@ func (p *peer) run() {
 
 // deliver makes one bounded Deliver call.
 func (p *peer) deliver(client *rpc.Client, batch []Message) error {
-	call := client.Go("Raft.Deliver", &Batch{Cluster: p.t.clusterID(), Messages: batch}, &Ack{}, make(chan *rpc.Call, 1))
-	timer := time.NewTimer(deliverTimeout)
+	return callWithin(client, "Raft.Deliver", &Batch{Cluster: p.t.clusterID(), Messages: batch}, &Ack{}, deliverTimeout, p.t.stopc, errStopping)
+}
+
+// callWithin makes one call on conn and waits for its answer: at most wait, and not
+// once stop is closed (nil: never), which returns stopped. A call given up on is left
+// to its connection; the caller decides whether to drop it.
+func callWithin(conn *rpc.Client, method string, args, reply any, wait time.Duration, stop <-chan struct{}, stopped error) error {
+	call := conn.Go(method, args, reply, make(chan *rpc.Call, 1))
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-call.Done:
 		return call.Error
 	case <-timer.C:
-		return fmt.Errorf("no answer within %v", deliverTimeout)
-	case <-p.t.stopc:
-		return errStopping
+		return fmt.Errorf("no answer within %v", roundDuration(wait))
+	case <-stop:
+		return stopped
 	}
 }
 

@@ -297,16 +297,7 @@ func formCluster(cfg nodeConfig, store *storage, trans *transport, logger *slog.
 			clients[peer] = c
 		}
 		var reply FormReply
-		call := c.Go("Raft.Form", &FormRequest{From: cfg.ID, Formation: meta.Formation, Incarnation: meta.Incarnation}, &reply, make(chan *rpc.Call, 1))
-		timer := time.NewTimer(deliverTimeout)
-		defer timer.Stop()
-		var err error
-		select {
-		case <-call.Done:
-			err = call.Error
-		case <-timer.C:
-			err = errors.New("no answer in time")
-		}
+		err := callWithin(c, "Raft.Form", &FormRequest{From: cfg.ID, Formation: meta.Formation, Incarnation: meta.Incarnation}, &reply, deliverTimeout, stop, errStopped)
 		if err != nil {
 			c.Close()
 			delete(clients, peer)
@@ -334,6 +325,9 @@ func formCluster(cfg nodeConfig, store *storage, trans *transport, logger *slog.
 				continue
 			}
 			reply, err := ask(peer)
+			if errors.Is(err, errStopped) {
+				return Config{}, false, nil
+			}
 			if err != nil {
 				if key := peer + ": " + err.Error(); !said[key] && !errors.Is(err, syscall.ECONNREFUSED) {
 					said[key] = true

@@ -18,7 +18,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"net/rpc"
 	"os"
 	"path/filepath"
 	"time"
@@ -354,19 +353,8 @@ func (t *transport) streamSnapshot(m Message) error {
 		chunk := &SnapshotChunk{Cluster: t.clusterID(), From: t.id, To: m.To, Term: m.Term, Meta: *m.Snapshot, Offset: off, Data: buf[:n],
 			Done: off+int64(n) == info.Size(), FromIncarnation: m.FromIncarnation, ToIncarnation: m.ToIncarnation, Context: m.Context}
 		var ack SnapshotAck
-		call := client.Go("Raft.InstallSnapshot", chunk, &ack, make(chan *rpc.Call, 1))
-		timer := time.NewTimer(snapshotCallWait)
-		select {
-		case <-call.Done:
-			timer.Stop()
-		case <-timer.C:
-			return fmt.Errorf("no answer within %v", snapshotCallWait)
-		case <-t.stopc:
-			timer.Stop()
-			return errStopping
-		}
-		if call.Error != nil {
-			return call.Error
+		if err := callWithin(client, "Raft.InstallSnapshot", chunk, &ack, snapshotCallWait, t.stopc, errStopping); err != nil {
+			return err
 		}
 		if chunk.Done && ack.Offset == info.Size() {
 			return nil

@@ -215,10 +215,10 @@ func runWatch(cfg clientConfig, stdout, stderr io.Writer, stop <-chan struct{}) 
 			continue
 		case err == nil:
 			why[addr] = resp.Error
-		case errors.Is(err, errNotSent):
-			why[addr] = strings.TrimPrefix(err.Error(), errNotSent.Error()+": ") // the dial's error
-		default:
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, rpc.ErrShutdown):
 			why[addr] = fmt.Sprintf("lost the connection (%v)", err)
+		default:
+			why[addr] = err.Error() // the dial's error, or no answer in time
 		}
 		if time.Since(answered) >= cfg.Timeout {
 			var all []string
@@ -249,30 +249,7 @@ var errStopped = errors.New("stopped")
 // poll sends one Raft.Watch to addr and waits for its answer, or for stop.
 func (w *watchClient) poll(addr string, req *WatchRequest, stop <-chan struct{}) (WatchResponse, error) {
 	var resp WatchResponse
-	conn := w.conns[addr]
-	if conn == nil {
-		var err error
-		if conn, err = dialRPCClient(addr, dialTimeout, w.cfg.TLS); err != nil {
-			return resp, fmt.Errorf("%w: %w", errNotSent, err)
-		}
-		w.conns[addr] = conn
-	}
-	call := conn.Go("Raft.Watch", req, &resp, make(chan *rpc.Call, 1))
-	timer := time.NewTimer(req.Wait + watchBarrierMax + watchGrace)
-	defer timer.Stop()
-	var err error
-	select {
-	case <-call.Done:
-		err = call.Error
-	case <-timer.C:
-		err = fmt.Errorf("no answer within %v", req.Wait+watchBarrierMax+watchGrace)
-	case <-stop:
-		return resp, errStopped
-	}
-	if err != nil {
-		conn.Close()
-		delete(w.conns, addr)
-	}
+	err := invoke(w.conns, addr, "Raft.Watch", req, &resp, req.Wait+watchBarrierMax+watchGrace, w.cfg.TLS, stop)
 	return resp, err
 }
 
