@@ -263,20 +263,39 @@ type machineView struct {
 }
 
 func (m *machine) view() (machineView, error) {
-	v := machineView{stored: m.stored, messages: m.messages[:len(m.messages):len(m.messages)], at: m.at[:len(m.at):len(m.at)], sessions: map[uint64]session{},
-		clock: m.clock, swept: m.swept}
-	if m.stored.f != nil {
-		// Its own descriptor: the loop may close the machine's while the view is written.
-		fd, err := syscall.Dup(int(m.stored.f.Fd()))
-		if err != nil {
-			return v, fmt.Errorf("snapshot: %w", err)
-		}
-		v.stored.f = os.NewFile(uintptr(fd), m.stored.f.Name())
+	v, err := m.messagesFrom(0)
+	if err != nil {
+		return v, fmt.Errorf("snapshot: %w", err)
 	}
+	v.sessions, v.clock, v.swept = map[uint64]session{}, m.clock, m.swept
 	for id, s := range m.sessions {
 		v.sessions[id] = *s
 	}
 	return v, nil
+}
+
+// messagesFrom is a view of the machine's messages, for reading those from from
+// (0-based) on outside the loop (with its each). The stored ones it reads through its
+// own descriptor of their file, opened only if it holds some of them (close it).
+func (m *machine) messagesFrom(from uint64) (machineView, error) {
+	v := machineView{stored: m.stored, messages: m.messages[:len(m.messages):len(m.messages)], at: m.at[:len(m.at):len(m.at)]}
+	v.stored.f = nil
+	if m.stored.f != nil && from < m.stored.count {
+		// Its own descriptor: the loop may close the machine's while the view is read.
+		fd, err := syscall.Dup(int(m.stored.f.Fd()))
+		if err != nil {
+			return v, err
+		}
+		v.stored.f = os.NewFile(uintptr(fd), m.stored.f.Name())
+	}
+	return v, nil
+}
+
+// each is machine.each on the view's messages; a read error is returned.
+func (v machineView) each(from, to uint64, fn func(at entryAt, msg string) bool) error {
+	m := machine{stored: v.stored, messages: v.messages, at: v.at}
+	m.each(from, to, fn)
+	return m.err
 }
 
 func (v machineView) close() {

@@ -215,10 +215,21 @@ func TestStoredMessages(t *testing.T) {
 		back.apply(at(int(i)), []byte(want[i]))
 	}
 	check(&back, "restarted")
+	// A view of the messages (a watch reads one outside the loop) has a descriptor of its
+	// own: it reads them all though the machine's is closed.
+	v, err := back.messagesFrom(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.close()
 	// A file that cannot be read any more is an error the node stops on, not a short print.
 	back.stored.f.Close()
 	if back.logs(back.total()); back.err == nil {
 		t.Fatal("reading a closed file went unnoticed")
+	}
+	var got []string
+	if err := v.each(0, uint64(len(want)), func(_ entryAt, msg string) bool { got = append(got, msg); return true }); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("the view read %d of %d messages (%v)", len(got), len(want), err)
 	}
 }
 

@@ -613,9 +613,7 @@ func (n *node) handleReady() error {
 	if err := n.answerReads(); err != nil {
 		return err
 	}
-	if err := n.answerWatches(); err != nil {
-		return err
-	}
+	n.answerWatches()
 	n.checkTransfers()
 	n.maybeSnapshot()
 	return nil

@@ -14,9 +14,10 @@
 // quietly stops delivering new messages (what it delivers is still committed, in order).
 //
 // The server keeps no buffer per watcher: a poll is a small record in the loop, and its
-// answer is read from the state machine when it is sent. A watcher that falls behind a
-// snapshot loses nothing: the machine keeps every message, those up to the snapshot in
-// its file, and the poll reads them from there.
+// answer is read from the state machine when it is sent, outside the loop, from a view
+// of its messages (those in the snapshot file through a descriptor of its own). A
+// watcher that falls behind a snapshot loses nothing: the machine keeps every message,
+// those up to the snapshot in its file, and the poll reads them from there.
 package main
 
 import (
@@ -132,9 +133,9 @@ func (n *node) takeWatcher(w *watcher) {
 
 // answerWatches answers the polls that can be answered: those whose first message has
 // been applied, and those whose wait is over.
-func (n *node) answerWatches() error {
+func (n *node) answerWatches() {
 	if len(n.watchers) == 0 {
-		return nil
+		return
 	}
 	now := time.Now()
 	keep := n.watchers[:0]
@@ -145,12 +146,16 @@ func (n *node) answerWatches() error {
 		}
 		switch {
 		case applied && n.sm.total() >= w.from:
-			resp := n.watchAnswer(w.from)
-			if n.sm.err != nil {
-				n.watchers = append(keep, w) // unanswered: the node stops, and its client hears so
-				return n.sm.err
+			// Read outside the loop: the messages may be in the snapshot file.
+			v, err := n.sm.messagesFrom(w.from - 1)
+			if err != nil {
+				w.done <- WatchResponse{Status: StatusRetry, Leader: n.core.leader, Error: fmt.Sprintf("%s cannot read its messages: %v", n.id, err)}
+				break
 			}
-			w.done <- resp
+			go func(from uint64, leader string) {
+				defer v.close()
+				w.done <- watchAnswer(v, from, leader, n.id)
+			}(w.from, n.core.leader)
 		case !now.Before(w.deadline) && applied:
 			w.done <- WatchResponse{Status: StatusOK, Next: max(w.from, 1), Leader: n.core.leader}
 		case !now.Before(w.deadline):
@@ -162,14 +167,14 @@ func (n *node) answerWatches() error {
 	}
 	clear(n.watchers[len(keep):])
 	n.watchers = keep
-	return nil
 }
 
-// watchAnswer is the answer to a poll from message from, which has been applied.
-func (n *node) watchAnswer(from uint64) WatchResponse {
-	resp := WatchResponse{Status: StatusOK, Leader: n.core.leader}
+// watchAnswer is the answer to a poll from message from, which v holds, as the member
+// id sees it now, with leader its leader.
+func watchAnswer(v machineView, from uint64, leader, id string) WatchResponse {
+	resp := WatchResponse{Status: StatusOK, Leader: leader}
 	size, i := 0, from
-	n.sm.each(from-1, n.sm.total(), func(at entryAt, msg string) bool {
+	err := v.each(from-1, v.stored.count+uint64(len(v.messages)), func(at entryAt, msg string) bool {
 		if size > 0 && size+watchItemBytes+len(msg) > maxWatchBytes {
 			return false
 		}
@@ -178,6 +183,9 @@ func (n *node) watchAnswer(from uint64) WatchResponse {
 		i++
 		return true
 	})
+	if err != nil {
+		return WatchResponse{Status: StatusRetry, Leader: leader, Error: fmt.Sprintf("%s cannot read its messages: %v", id, err)}
+	}
 	resp.Next = i
 	return resp
 }
