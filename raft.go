@@ -257,6 +257,7 @@ type progress struct {
 	active       bool     // answered since the leader last checked it still has a quorum
 	idle         int      // ticks since it last answered (for status)
 	readAck      uint64   // the latest read context it has confirmed
+	toldCommit   uint64   // the commit index last sent to it
 }
 
 func (pr *progress) paused(maxInflight int) bool {
@@ -343,6 +344,7 @@ type raft struct {
 	msgs           []Message
 	appendsDue     bool            // a leader's entries appended since the last Ready, not yet sent (sendDueAppends)
 	commitDue      bool            // its commit index moved since the last Ready; followers not yet told
+	commitUntold   bool            // some follower may not know the commit index: tell it at the next tick
 	warnings       []string        // for the operator: peers that broke the protocol
 	strangers      map[string]bool // servers with another data dir than the cluster knows, already warned of
 	savedHardState HardState       // the last hard state handed out for persisting
@@ -401,6 +403,9 @@ func (r *raft) tickLeader() {
 		r.heartbeatElapsed = 0
 		r.broadcastHeartbeat()
 	}
+	if r.commitUntold {
+		r.tellCommit()
+	}
 	// Check-quorum: a leader that has not heard from a majority for an election timeout
 	// steps down, so its clients go looking for the leader the others have elected.
 	r.electionElapsed++
@@ -431,7 +436,7 @@ func (r *raft) tickLeader() {
 }
 
 // TicksToNext is how many ticks can pass before one of them does more than count: a
-// heartbeat, an election, a check of the quorum, a transfer or catch-up given up (at
+// heartbeat, the commit index to tell, an election, a check of the quorum, a transfer or catch-up given up (at
 // least 1). The loop that drives the core need not wake before then, unless something
 // else arrives; it ticks the core for the time gone by before it steps it.
 func (r *raft) TicksToNext() int {
@@ -439,6 +444,9 @@ func (r *raft) TicksToNext() int {
 		return max(r.electionTimeout-r.electionElapsed, 1)
 	}
 	next := min(r.heartbeatTicks-r.heartbeatElapsed, r.electionTicks-r.electionElapsed)
+	if r.commitUntold {
+		next = 1
+	}
 	if r.transferee != noLeader {
 		next = min(next, r.electionTicks-r.transferTicks)
 	}
@@ -1181,6 +1189,7 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 		m.Context = cu.seq
 	}
 	r.send(m)
+	pr.toldCommit = r.commitIndex
 	switch {
 	case pr.probing:
 		pr.probeSent = true
@@ -1194,11 +1203,27 @@ func (r *raft) sendAppend(to string, pr *progress, sendEmpty bool) {
 // sendDueAppends sends the followers, once per Ready, the entries proposed and the
 // commit index reached since the last: however many proposals and acknowledgements one
 // turn of the event loop took in, each follower gets one AppendEntries for them.
+//
+// A commit index that moved goes with those entries, but alone only at the next tick
+// (tellCommit): a follower needs it only to apply, and under load the next entries
+// carry it anyway. Sent at once, it cost every committed batch a second round of
+// AppendEntries and replies; with one client, every message.
 func (r *raft) sendDueAppends() {
 	if r.role == leader && (r.appendsDue || r.commitDue) {
-		r.broadcastAppend(r.commitDue)
+		r.broadcastAppend(false)
+		r.commitUntold = r.commitUntold || r.commitDue
 	}
 	r.appendsDue, r.commitDue = false, false
+}
+
+// tellCommit sends the commit index, in an AppendEntries, to each follower not yet told.
+func (r *raft) tellCommit() {
+	r.commitUntold = false
+	for _, id := range r.progressOrder() {
+		if pr := r.progress[id]; pr.toldCommit < r.commitIndex {
+			r.sendAppend(id, pr, true)
+		}
+	}
 }
 
 func (r *raft) broadcastAppend(sendEmpty bool) {
@@ -1211,6 +1236,7 @@ func (r *raft) broadcastHeartbeat() {
 	for _, id := range r.progressOrder() {
 		pr := r.progress[id]
 		r.send(Message{Type: MsgHeartbeat, To: id, LeaderCommit: min(pr.match, r.commitIndex), ClusterCommit: r.commitIndex, Context: r.readCtx()})
+		pr.toldCommit = max(pr.toldCommit, min(pr.match, r.commitIndex))
 	}
 }
 
@@ -1251,7 +1277,8 @@ func (r *raft) maybeCommit() bool {
 	// A leader removed from the configuration manages the cluster until the change that
 	// removed it commits, then steps down (§4.2.2); the others elect a leader among them.
 	if !cfg.contains(r.id) && r.configIndex() <= r.commitIndex {
-		r.sendDueAppends() // the others hear that the change committed before it lets go
+		r.broadcastAppend(true) // the others hear that the change committed before it lets go
+		r.appendsDue, r.commitDue = false, false
 		r.becomeFollower(r.currentTerm, noLeader)
 	}
 	return true

@@ -882,7 +882,8 @@ func leaderOfThree() *raft {
 
 // The proposals and acknowledgements of one loop turn travel together: however many
 // entries were proposed, each follower gets one AppendEntries with all of them, and
-// however many acknowledgements moved the commit index, one that carries it.
+// however many acknowledgements moved the commit index, one that carries it: with the
+// next entries, or alone at the next tick.
 func TestOneAppendEntriesPerReady(t *testing.T) {
 	r := leaderOfThree()
 	followers := []string{"b", "c"}
@@ -917,10 +918,43 @@ func TestOneAppendEntriesPerReady(t *testing.T) {
 	if r.commitIndex != 11 {
 		t.Fatalf("commit %d after every entry was acknowledged; want 11", r.commitIndex)
 	}
+	// The news alone waits for the next tick; entries proposed meanwhile carry it.
+	if got := appends(r.Ready()); len(got) != 0 {
+		t.Fatalf("AppendEntries %v with only the commit index to tell, before the next tick; want none", got)
+	}
+	if r.TicksToNext() != 1 {
+		t.Fatalf("TicksToNext %d with the commit index untold; want 1", r.TicksToNext())
+	}
+	r.heartbeatTicks, r.heartbeatElapsed = 5, 0 // this tick sends no heartbeat
+	r.Tick()
+	told := map[string][]uint64{}
+	for _, m := range r.Ready().Messages {
+		if m.Type == MsgApp && len(m.Entries) == 0 {
+			told[m.To] = append(told[m.To], m.LeaderCommit)
+		} else {
+			t.Fatalf("%v at the tick after the commit index moved; want only AppendEntries without entries", m)
+		}
+	}
+	for _, f := range followers {
+		if len(told[f]) != 1 || told[f][0] != 11 {
+			t.Fatalf("%s was sent commit indexes %v at the tick after the commit index moved 10 times; want one AppendEntries with 11", f, told[f])
+		}
+	}
+	r.Tick()
+	if got := appends(r.Ready()); len(got) != 0 {
+		t.Fatalf("AppendEntries %v at the next tick, every follower told; want none", got)
+	}
+	r.Step(Message{Type: MsgAppResp, From: "b", To: "a", Term: 1, Success: true, MatchIndex: 11})
+	index, _, _ := r.Propose(EntryNormal, []byte("y"))
+	for _, f := range followers {
+		r.Step(Message{Type: MsgAppResp, From: f, To: "a", Term: 1, Success: true, MatchIndex: index})
+	}
+	r.Advance(r.Ready())
+	index, _, _ = r.Propose(EntryNormal, []byte("z"))
 	got := appends(r.Ready())
 	for _, f := range followers {
-		if apps := got[f]; len(apps) != 1 || apps[0].LeaderCommit != 11 {
-			t.Fatalf("%s got %v after the commit index moved 10 times in one turn; want one AppendEntries with commit 11", f, apps)
+		if apps := got[f]; len(apps) != 1 || apps[0].LeaderCommit != index-1 || len(apps[0].Entries) != 1 {
+			t.Fatalf("%s got %v for entry %d proposed after %d committed; want one AppendEntries with it and commit %d", f, apps, index, index-1, index-1)
 		}
 	}
 }
