@@ -1,5 +1,5 @@
 // binbody.go: the bodies of the hot path, encoded by hand for the binary codec
-// (codec.go): Raft.Deliver's Batch and Ack, Raft.Command's CommandRequest and
+// (codec.go): Raft.Deliver's Batch and Ack, Raft.Exchange's Replies, Raft.Command's CommandRequest and
 // CommandResponse, Raft.Commands' CommandBatch and CommandBatchResponse. Integers are
 // uvarints, strings and bytes a uvarint length and the bytes, bools bits of a flags
 // byte; a field is never left out, so a decoded value equals the one encoded
@@ -208,6 +208,23 @@ func readSnapshotMeta(r *binReader, s *SnapshotMeta) {
 		for range n {
 			id := r.name()
 			s.Config.Incarnations[id] = r.uvarint()
+		}
+	}
+}
+
+func (b *Replies) appendBin(p []byte) []byte {
+	p = binary.AppendUvarint(p, uint64(len(b.Messages)))
+	for i := range b.Messages {
+		p = appendMessage(p, &b.Messages[i])
+	}
+	return p
+}
+
+func (b *Replies) readBin(r *binReader) {
+	if n := r.count(minMessageBytes); n > 0 {
+		b.Messages = make([]Message, n)
+		for i := range b.Messages {
+			readMessage(r, &b.Messages[i])
 		}
 	}
 }

@@ -59,7 +59,7 @@ func fillAll(v reflect.Value, next *uint64) {
 // Entry, CommandRequest or CommandResponse and left out of binbody.go fails here. Cut
 // short anywhere, a body is refused, not decoded into something else.
 func TestBinBodiesRoundTrip(t *testing.T) {
-	for _, body := range []binBody{&Batch{}, &Ack{}, &CommandRequest{}, &CommandResponse{}, &CommandBatch{}, &CommandBatchResponse{}} {
+	for _, body := range []binBody{&Batch{}, &Ack{}, &Replies{}, &CommandRequest{}, &CommandResponse{}, &CommandBatch{}, &CommandBatchResponse{}} {
 		var next uint64
 		fillAll(reflect.ValueOf(body).Elem(), &next)
 		enc, err := appendBody(nil, body)

@@ -186,15 +186,36 @@ func (s *rpcService) Form(req *FormRequest, reply *FormReply) error {
 
 // Deliver hands a batch of messages to the event loop.
 func (s *rpcService) Deliver(b *Batch, _ *Ack) error {
-	n, err := s.node()
-	if err != nil || len(b.Messages) == 0 {
-		return err
-	}
-	m := b.Messages[0]
-	if err := n.checkCluster(b.Cluster, m.From, m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap); err != nil {
+	n, err := s.accept(b)
+	if n == nil {
 		return err
 	}
 	return n.deliver(b.Messages)
+}
+
+// Exchange hands a batch of messages to the event loop and returns the responses to
+// them (reply.go).
+func (s *rpcService) Exchange(b *Batch, r *Replies) error {
+	n, err := s.accept(b)
+	if n == nil {
+		return err
+	}
+	r.Messages, err = n.exchange(b.Messages)
+	return err
+}
+
+// accept returns the node to hand b to: nil if it is empty (with an error if there
+// is no node to take it, or it comes from another cluster).
+func (s *rpcService) accept(b *Batch) (*node, error) {
+	n, err := s.node()
+	if err != nil || len(b.Messages) == 0 {
+		return nil, err
+	}
+	m := b.Messages[0]
+	if err := n.checkCluster(b.Cluster, m.From, m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // InstallSnapshot takes a piece of a snapshot from the leader.
@@ -254,6 +275,11 @@ type transport struct {
 	id     string
 	dir    string        // the data dir, where snapshots to send are
 	report func(Message) // hands the event loop news from the transport (a snapshot not sent)
+	// receive hands the event loop the responses in a reply (node.deliver).
+	receive func([]Message) error
+	// The open Exchange calls by caller, oldest first, whose replies take the responses
+	// sent to it (reply.go). The event loop's only, as send is.
+	calls  map[string][]*inCall
 	logger *slog.Logger
 	peers  map[string]*peer
 	stopc  chan struct{}
@@ -274,7 +300,7 @@ type transport struct {
 
 func newTransport(id, dir string, report func(Message), logger *slog.Logger) *transport {
 	t := &transport{id: id, dir: dir, report: report, logger: logger, peers: map[string]*peer{}, stopc: make(chan struct{}),
-		dial: dialRPC, conns: map[net.Conn]bool{}, snapshotsOut: map[string]bool{}}
+		dial: dialRPC, conns: map[net.Conn]bool{}, snapshotsOut: map[string]bool{}, calls: map[string][]*inCall{}}
 	// t.dial, not dialRPC: useTLS and tests replace it after this.
 	t.fwd = newBatcher(func(addr string) (*rpc.Client, error) { return t.dial(addr) }, forwardOverhead)
 	return t
@@ -322,9 +348,13 @@ func (t *transport) serve(ln net.Listener, srv *rpc.Server) {
 	}
 }
 
-// send queues messages for their peers and returns at once.
+// send queues messages for their peers, or puts them in the reply of a call of theirs,
+// and returns at once. The event loop's only.
 func (t *transport) send(msgs []Message) {
 	for _, m := range msgs {
+		if t.inReply(m) {
+			continue
+		}
 		if m.Type == MsgSnap {
 			t.sendSnapshot(m)
 			continue
@@ -364,6 +394,7 @@ type peer struct {
 	t     *transport
 	queue chan Message
 	down  bool // last attempt failed; logged once per outage
+	old   bool // the peer knows no Raft.Exchange (until the next dial): use Deliver
 	// Why the last attempt failed, until one succeeds (nil: it did not fail), and whether
 	// the peer answered, refusing the batch: what the leader tells the client of a
 	// server it could not add.
@@ -399,6 +430,7 @@ func (p *peer) run() {
 		for attempt := 0; attempt < 2; attempt++ {
 			if client == nil {
 				var err error
+				p.old = false
 				if client, err = p.t.dial(p.addr); err != nil {
 					p.failed(err)
 					// What is queued is stale by the time we can connect: drop it.
@@ -438,9 +470,24 @@ func (p *peer) run() {
 	}
 }
 
-// deliver makes one bounded Deliver call.
+// deliver makes one bounded Exchange call, and hands the loop the responses in its
+// reply; or a Deliver call, to a peer from before Exchange.
 func (p *peer) deliver(client *rpc.Client, batch []Message) error {
-	return callWithin(client, "Raft.Deliver", &Batch{Cluster: p.t.clusterID(), Messages: batch}, &Ack{}, deliverTimeout, p.t.stopc, errStopping)
+	b := &Batch{Cluster: p.t.clusterID(), Messages: batch}
+	if !p.old {
+		var r Replies
+		err := callWithin(client, "Raft.Exchange", b, &r, deliverTimeout, p.t.stopc, errStopping)
+		if !oldPeer(err) {
+			if err == nil && len(r.Messages) > 0 && p.t.receive != nil {
+				if err := p.t.receive(r.Messages); err != nil {
+					p.t.logger.Warn("dropped the responses in a reply", "peer", p.addr, "err", err)
+				}
+			}
+			return err
+		}
+		p.old = true
+	}
+	return callWithin(client, "Raft.Deliver", b, &Ack{}, deliverTimeout, p.t.stopc, errStopping)
 }
 
 // callWithin makes one call on conn and waits for its answer: at most wait, and not

@@ -49,6 +49,7 @@ type node struct {
 	lastTick time.Time
 
 	recvc chan Message
+	callc chan *inCall // Exchange calls from peers (reply.go)
 	propc chan *proposal
 	stopc chan struct{} // closed to stop the loop
 	donec chan struct{} // closed once the loop has stopped
@@ -94,6 +95,10 @@ type node struct {
 	writtenc   chan writeDone
 	writerDone chan struct{}
 	writing    int // writes handed to the writer and not yet back
+	// Writes handed out and made durable since the start, and the Exchange calls stepped
+	// since the last closeCalls: a call is answered once the writes its steps caused are.
+	writesIssued, writesDone uint64
+	opened                   []*inCall
 }
 
 // snapshotDone is the outcome of writing a snapshot in the background.
@@ -424,7 +429,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transpor
 	n := &node{
 		id: cfg.ID, dir: cfg.DataDir, core: core, store: store,
 		out: log.New(stdout, "", log.LstdFlags), logger: logger, tick: tick,
-		recvc: make(chan Message, 4096), propc: make(chan *proposal, 1024),
+		recvc: make(chan Message, 4096), callc: make(chan *inCall, 64), propc: make(chan *proposal, 1024),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
 		reads: map[uint64]*proposal{}, statusc: make(chan chan status), runc: make(chan func()),
@@ -435,7 +440,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transpor
 	if trans == nil {
 		trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
 	}
-	n.trans, trans.report = trans, n.report
+	n.trans, trans.report, trans.receive = trans, n.report, n.deliver
 	if store != nil {
 		n.trans.cluster = func() uint64 { id, _ := store.ClusterID(); return id }
 	}
@@ -499,6 +504,7 @@ func (n *node) run() (err error) {
 		if err := n.handleReady(); err != nil {
 			return err
 		}
+		n.closeCalls()
 		timer.Reset(n.untilNextTick())
 		select {
 		case <-n.stopc:
@@ -509,6 +515,9 @@ func (n *node) run() (err error) {
 		case m := <-n.recvc:
 			n.advanceClock()
 			n.step(m)
+		case c := <-n.callc:
+			n.advanceClock()
+			n.stepCall(c)
 		case p := <-n.propc:
 			n.propose(p)
 		case reply := <-n.statusc:
@@ -531,6 +540,8 @@ func (n *node) run() (err error) {
 			select {
 			case m := <-n.recvc:
 				n.step(m)
+			case c := <-n.callc:
+				n.stepCall(c)
 			case p := <-n.propc:
 				n.propose(p)
 			default:
@@ -1108,10 +1119,28 @@ func (n *node) expireWaiting(now time.Time) {
 	}
 }
 
-// deliver hands messages from a peer to the loop (called by RPC handlers).
+// deliver hands messages from a peer to the loop (called by RPC handlers, and by the
+// peers for the responses in their calls' replies).
 func (n *node) deliver(msgs []Message) error {
+	if err := n.checkDelivery(msgs); err != nil {
+		return err
+	}
 	timer := time.NewTimer(deliverTimeout / 2)
 	defer timer.Stop()
+	for _, m := range msgs {
+		select {
+		case n.recvc <- m:
+		case <-timer.C:
+			return errBusy(n.id)
+		case <-n.donec:
+			return errShuttingDown(n.id)
+		}
+	}
+	return nil
+}
+
+// checkDelivery refuses messages for another server, and what the core must never see.
+func (n *node) checkDelivery(msgs []Message) error {
 	for _, m := range msgs {
 		if m.To != n.id {
 			return fmt.Errorf("a message for %s reached %s, which is how that server names itself: a server is known by its address exactly as written in its -p and in -c (check that every member's -c lists the same addresses; add or name it as %s)", m.To, n.id, n.id)
@@ -1119,16 +1148,12 @@ func (n *node) deliver(msgs []Message) error {
 		if err := checkMessage(m); err != nil {
 			return fmt.Errorf("refused %v from %s: %v", m.Type, m.From, err)
 		}
-		select {
-		case n.recvc <- m:
-		case <-timer.C:
-			return fmt.Errorf("%s is too busy to take messages", n.id)
-		case <-n.donec:
-			return fmt.Errorf("%s is shutting down", n.id)
-		}
 	}
 	return nil
 }
+
+func errBusy(id string) error         { return fmt.Errorf("%s is too busy to take messages", id) }
+func errShuttingDown(id string) error { return fmt.Errorf("%s is shutting down", id) }
 
 // checkMessage refuses what the core must never see: entries that do not decode.
 func checkMessage(m Message) error {

@@ -63,6 +63,7 @@ func (n *node) write(req writeReq) error {
 		select {
 		case n.writec <- req:
 			n.writing++
+			n.writesIssued++
 			return nil
 		case done := <-n.writtenc:
 			if err := n.written(done); err != nil {
@@ -83,6 +84,7 @@ func (n *node) written(done writeDone) error {
 		n.core.Advance(r.rd)
 	}
 	n.writing -= len(done.reqs)
+	n.writesDone += uint64(len(done.reqs))
 	return nil
 }
 
