@@ -50,7 +50,7 @@ type node struct {
 
 	recvc chan Message
 	callc chan *inCall // Exchange calls from peers (reply.go)
-	propc chan *proposal
+	propc chan []*proposal // proposals, a batch's at once
 	stopc chan struct{} // closed to stop the loop
 	donec chan struct{} // closed once the loop has stopped
 
@@ -429,7 +429,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transpor
 	n := &node{
 		id: cfg.ID, dir: cfg.DataDir, core: core, store: store,
 		out: log.New(stdout, "", log.LstdFlags), logger: logger, tick: tick,
-		recvc: make(chan Message, 4096), callc: make(chan *inCall, 64), propc: make(chan *proposal, 1024),
+		recvc: make(chan Message, 4096), callc: make(chan *inCall, 64), propc: make(chan []*proposal, 1024),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*proposal{}, adding: map[string]*proposal{}, quietTo: core.commitIndex,
 		reads: map[uint64]*proposal{}, statusc: make(chan chan status), runc: make(chan func()),
@@ -518,8 +518,8 @@ func (n *node) run() (err error) {
 		case c := <-n.callc:
 			n.advanceClock()
 			n.stepCall(c)
-		case p := <-n.propc:
-			n.propose(p)
+		case ps := <-n.propc:
+			n.proposeAll(ps)
 		case reply := <-n.statusc:
 			n.advanceClock()
 			reply <- n.core.status()
@@ -542,8 +542,8 @@ func (n *node) run() (err error) {
 				n.step(m)
 			case c := <-n.callc:
 				n.stepCall(c)
-			case p := <-n.propc:
-				n.propose(p)
+			case ps := <-n.propc:
+				n.proposeAll(ps)
 			default:
 				break drain
 			}
@@ -1025,6 +1025,13 @@ func (n *node) answer(e Entry, resp CommandResponse, err error) {
 	}
 }
 
+// proposeAll hands the core a batch of client commands, in order.
+func (n *node) proposeAll(ps []*proposal) {
+	for _, p := range ps {
+		n.propose(p)
+	}
+}
+
 // propose hands a client command to the core.
 func (n *node) propose(p *proposal) {
 	var err error
@@ -1251,6 +1258,7 @@ func (n *node) command(req *CommandRequest) CommandResponse {
 func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 	out := make([]CommandResponse, len(reqs))
 	props := make([]*proposal, len(reqs))
+	batch := make([]*proposal, 0, len(reqs)) // handed to the loop at once: one hand-off
 	start := time.Now()
 	for i, req := range reqs {
 		if err := checkCommand(req, n.maxMessage); err != nil {
@@ -1266,10 +1274,16 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 		}
 		// The loop answers every proposal it takes, by its deadline at the latest
 		// (expireWaiting), so no timer is needed here.
-		p := &proposal{req: req, deadline: start.Add(req.Wait), done: make(chan CommandResponse, 1)}
-		var ok bool
-		if out[i], ok = n.submit(p); ok {
-			props[i] = p
+		props[i] = &proposal{req: req, deadline: start.Add(req.Wait), done: make(chan CommandResponse, 1)}
+		batch = append(batch, props[i])
+	}
+	if len(batch) > 0 {
+		if resp, ok := n.submit(batch...); !ok {
+			for i, p := range props {
+				if p != nil {
+					out[i], props[i] = resp, nil
+				}
+			}
 		}
 	}
 	var forwards sync.WaitGroup
@@ -1287,10 +1301,10 @@ func (n *node) commands(reqs []*CommandRequest) []CommandResponse {
 	return out
 }
 
-// submit hands p to the loop; if the node is shutting down, it says so instead.
-func (n *node) submit(p *proposal) (CommandResponse, bool) {
+// submit hands ps to the loop; if the node is shutting down, it says so instead.
+func (n *node) submit(ps ...*proposal) (CommandResponse, bool) {
 	select {
-	case n.propc <- p:
+	case n.propc <- ps:
 		return CommandResponse{}, true
 	case <-n.donec:
 		return CommandResponse{Status: StatusRetry, Error: fmt.Sprintf("%s is shutting down", n.id)}, false
