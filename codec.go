@@ -387,12 +387,18 @@ func (c *binClientCodec) awaitAnswer() error {
 }
 
 func (c *binClientCodec) ReadResponseBody(x any) error {
+	var err error
 	if c.gob != nil {
-		return c.gob.ReadResponseBody(x)
+		err = c.gob.ReadResponseBody(x)
+	} else {
+		body := c.body
+		c.body = nil
+		err = readBody(body, x, &c.r)
 	}
-	body := c.body
-	c.body = nil
-	return readBody(body, x, &c.r)
+	if a, ok := x.(arrival); ok && err == nil {
+		a.arrived()
+	}
+	return err
 }
 
 func (c *binClientCodec) Close() error {

@@ -30,7 +30,24 @@ import (
 // Replies is what a Raft.Exchange call returns: the receiver's responses to the batch.
 type Replies struct {
 	Messages []Message
+
+	// The caller's side: the connection's reading goroutine hands the responses to
+	// the event loop as soon as it has decoded them (arrived), rather than the peer
+	// sender once woken by the call's end: one goroutine hand-off fewer on the path.
+	deliver func([]Message) error
+	handed  bool  // arrived handed them over
+	err     error // what deliver said
 }
+
+// arrived is called by the client codec once it has decoded the reply.
+func (r *Replies) arrived() {
+	if r.deliver != nil && len(r.Messages) > 0 {
+		r.err, r.handed = r.deliver(r.Messages), true
+	}
+}
+
+// arrival is a reply that acts when it is decoded (Replies).
+type arrival interface{ arrived() }
 
 // replyWait bounds how long an Exchange handler waits for the responses to its batch;
 // the caller waits deliverTimeout in all.

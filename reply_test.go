@@ -148,3 +148,32 @@ func TestPeerTakesRepliesAndFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// The client codec hands a reply's responses over as soon as it has decoded them, in
+// gob or in the binary codec, before the call ends.
+func TestRepliesHandedOnArrival(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer()
+	srv.RegisterName("Raft", &exchanger{got: make(chan Message, 10)})
+	tr := newTransport("b", "", nil, slog.New(slog.DiscardHandler))
+	go tr.serve(ln, srv)
+	defer tr.stop()
+	for _, addr := range []string{ln.Addr().String(), serveRaft(t, &exchanger{got: make(chan Message, 10)})} {
+		client, err := dialRPC(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var handed []Message
+		r := Replies{deliver: func(ms []Message) error { handed = ms; return nil }}
+		if err := client.Call("Raft.Exchange", &Batch{Messages: []Message{{Type: MsgApp, From: "a", To: "b", Term: 4}}}, &r); err != nil {
+			t.Fatal(err)
+		}
+		client.Close()
+		if !r.handed || len(handed) != 1 || handed[0].Type != MsgAppResp || handed[0].Term != 4 {
+			t.Fatalf("%s: handed %v (%v); want the one response, handed on arrival", addr, handed, r.handed)
+		}
+	}
+}

@@ -475,13 +475,14 @@ func (p *peer) run() {
 func (p *peer) deliver(client *rpc.Client, batch []Message) error {
 	b := &Batch{Cluster: p.t.clusterID(), Messages: batch}
 	if !p.old {
-		var r Replies
+		r := Replies{deliver: p.t.receive}
 		err := callWithin(client, "Raft.Exchange", b, &r, deliverTimeout, p.t.stopc, errStopping)
 		if !oldPeer(err) {
-			if err == nil && len(r.Messages) > 0 && p.t.receive != nil {
-				if err := p.t.receive(r.Messages); err != nil {
-					p.t.logger.Warn("dropped the responses in a reply", "peer", p.addr, "err", err)
-				}
+			if err == nil && !r.handed && len(r.Messages) > 0 && p.t.receive != nil {
+				r.err = p.t.receive(r.Messages) // a codec that does not call arrived
+			}
+			if r.err != nil {
+				p.t.logger.Warn("dropped the responses in a reply", "peer", p.addr, "err", r.err)
 			}
 			return err
 		}
