@@ -49,10 +49,10 @@ type node struct {
 	lastTick time.Time
 
 	recvc chan Message
-	callc chan *inCall // Exchange calls from peers (reply.go)
+	callc chan *inCall     // Exchange calls from peers (reply.go)
 	propc chan []*proposal // proposals, a batch's at once
-	stopc chan struct{} // closed to stop the loop
-	donec chan struct{} // closed once the loop has stopped
+	stopc chan struct{}    // closed to stop the loop
+	donec chan struct{}    // closed once the loop has stopped
 
 	pending   map[uint64]*proposal // by log index: commands waiting to be applied
 	adding    map[string]*proposal // by server: additions waiting for catch-up
