@@ -35,8 +35,8 @@
 // one frame, that is a bad last frame of the last segment. On open, a bad frame with no
 // whole frame after it there is such a torn tail: it is cut off and reported (nothing
 // in it was acknowledged). Anything else that does not check out (a bad frame elsewhere,
-// a missing segment or snapshot, another node's dir, a newer format) stops the node
-// before it changes anything on disk. (Binaries before this one wrote a group commit as
+// a missing segment or snapshot, another node's dir, a newer format, a whole frame of a
+// kind this binary does not know) stops the node before it changes anything on disk. (Binaries before this one wrote a group commit as
 // a frame per record; their dirs read the same, but such a write torn in the middle
 // reads as damage.)
 package main
@@ -442,6 +442,11 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 		if err := decodeSingleFrame(data, &meta); err != nil {
 			return d, fmt.Errorf("%w: %s: %v", errDataDir, path, err)
 		}
+		// Before the segments: a newer format's records may be of kinds this binary
+		// does not know, and the format is what to tell the user about.
+		if meta.Version > walVersion {
+			return d, fmt.Errorf("%w: %s is format version %d; this binary reads up to version %d: run a newer raft", errDataDir, dir, meta.Version, walVersion)
+		}
 		d.meta = &meta
 	}
 	for i, seq := range seqs {
@@ -473,9 +478,6 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	}
 	if d.meta == nil {
 		return d, fmt.Errorf("%w: %s: the log has no header", errDataDir, dir)
-	}
-	if d.meta.Version > walVersion {
-		return d, fmt.Errorf("%w: %s is format version %d; this binary reads up to version %d: run a newer raft", errDataDir, dir, d.meta.Version, walVersion)
 	}
 	if d.meta.ID != id {
 		return d, fmt.Errorf("%w: %s belongs to node %s, not %s; give this node its own data dir (-d)", errDataDir, dir, d.meta.ID, id)
@@ -517,11 +519,18 @@ func (d *dataDir) replaySegment(path string, data []byte, first bool) (maxIndex 
 			}
 			break // a torn tail
 		}
-		if kind == frameNewStream {
+		switch kind {
+		case frameNewStream:
 			in.Reset()
 			dec = gob.NewDecoder(&in)
-		} else if dec == nil || kind != frameContinue {
-			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is not a log record, or continues a stream that never started", errDataDir, path, off)
+		case frameContinue:
+			if dec == nil {
+				return 0, 0, fmt.Errorf("%w: %s: the record at offset %d continues a stream that never started", errDataDir, path, off)
+			}
+		case frameSnapshotData:
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is not a log record", errDataDir, path, off)
+		default:
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is of kind %d, which this binary does not know: a newer version of raft wrote it; run that version or a newer one", errDataDir, path, off, kind)
 		}
 		in.Write(payload)
 		var rec walRecord
@@ -838,9 +847,12 @@ func gobBytes(v any) []byte {
 
 // decodeSingleFrame decodes a file that holds one frame.
 func decodeSingleFrame(data []byte, v any) error {
-	_, payload, next, ok := readFrame(data, 0)
+	kind, payload, next, ok := readFrame(data, 0)
 	if !ok || next != len(data) {
 		return errors.New("damaged (bad length or checksum at offset 0)")
+	}
+	if kind != frameNewStream {
+		return fmt.Errorf("holds a record of kind %d, not the one this binary writes (%d): a newer version of raft wrote it? run that version or a newer one", kind, frameNewStream)
 	}
 	if err := decodeGob(payload, v); err != nil {
 		return fmt.Errorf("passes its checksum but does not decode at offset 0: %v", err)
@@ -1034,6 +1046,8 @@ func frameCRC(kind byte, payload []byte) uint32 {
 }
 
 // readFrame parses the frame at off. ok is false if there is no whole, intact frame there.
+// A frame of any kind is intact if its checksum holds: what a kind this binary does not
+// know means is for the reader to say (a newer version wrote it), not a torn write.
 func readFrame(data []byte, off int) (kind byte, payload []byte, next int, ok bool) {
 	if len(data)-off < frameHeader {
 		return 0, nil, 0, false
@@ -1042,9 +1056,6 @@ func readFrame(data []byte, off int) (kind byte, payload []byte, next int, ok bo
 	crc := binary.LittleEndian.Uint32(data[off+4:])
 	kind = data[off+8]
 	if n == 0 || n > maxFrameBytes || uint64(off)+frameHeader+uint64(n) > uint64(len(data)) {
-		return 0, nil, 0, false
-	}
-	if kind != frameContinue && kind != frameNewStream && kind != frameSnapshotData {
 		return 0, nil, 0, false
 	}
 	payload = data[off+frameHeader : off+frameHeader+int(n)]
