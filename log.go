@@ -1,6 +1,6 @@
 // log.go: durable storage of a node's hard state (term, vote) and log, in its data dir.
 //
-// A data dir (format version 2) holds:
+// A data dir (format version 3) holds:
 //
 //	meta                      whose dir it is: format version, node id, first configuration, cluster id
 //	wal-0000000000000001.log  the write-ahead log, in segments numbered consecutively
@@ -11,15 +11,17 @@
 //
 //	length uint32 LE | CRC-32C uint32 LE | kind byte | payload (length bytes)
 //
-// where the CRC covers the kind and the payload, and a payload is one gob-encoded record.
-// Each segment is one gob stream, so type descriptors are written once per segment. Its
-// first record says where the log stood when the segment was opened (the last entry, the
-// hard state, the snapshot), so older segments can be deleted once a snapshot covers
-// them. Every later record is one write, made durable with one fsync: a hard state
-// and/or entries (one Save, or a group commit of several merged into one record), or a
-// snapshot. An entry at an index already in the log replaces it and everything after it,
-// so truncation is just a later record, and replay rebuilds exactly the log on disk
-// even where the records it cuts back to are in deleted segments.
+// where the CRC covers the kind and the payload, and a payload is one record: one of a
+// hard state and/or entries encoded by hand (frameEntries, walbin.go), any other in gob.
+// The gob records of a segment are one gob stream, so type descriptors are written once
+// per segment. Its first record (in gob) says where the log stood when the segment was
+// opened (the last entry, the hard state, the snapshot), so older segments can be
+// deleted once a snapshot covers them. Every later record is one write, made durable
+// with one fsync: a hard state and/or entries (one Save, or a group commit of several
+// merged into one record), or a snapshot. An entry at an index already in the log
+// replaces it and everything after it, so truncation is just a later record, and
+// replay rebuilds exactly the log on disk even where the records it cuts back to are
+// in deleted segments.
 //
 // A segment grows to about segmentBytes; then the next one starts. Each start of the
 // node opens a new segment, so a segment is never appended to after a crash. A new name
@@ -29,16 +31,18 @@
 // A data dir of format version 1 (the whole log in one file, wal, whose first record is
 // the header meta now holds) is upgraded at open: wal is renamed to the first segment,
 // then meta is written. A first segment that starts with that header and no meta is an
-// upgrade a crash interrupted; the next open finishes it.
+// upgrade a crash interrupted; the next open finishes it. Format version 2 is version 3
+// with every record in gob: it reads the same, and its meta says 3 once it is opened,
+// before anything is written in binary.
 //
 // A power loss can leave the last write in part on disk, in any part: since a write is
 // one frame, that is a bad last frame of the last segment. On open, a bad frame with no
 // whole frame after it there is such a torn tail: it is cut off and reported (nothing
 // in it was acknowledged). Anything else that does not check out (a bad frame elsewhere,
-// a missing segment or snapshot, another node's dir, a newer format) stops the node
-// before it changes anything on disk. (Binaries before this one wrote a group commit as
-// a frame per record; their dirs read the same, but such a write torn in the middle
-// reads as damage.)
+// a missing segment or snapshot, another node's dir, a newer format, a whole frame of a
+// kind this binary does not know) stops the node before it changes anything on disk.
+// (Binaries before group commit wrote it as a frame per record; their dirs read the
+// same, but such a write torn in the middle reads as damage.)
 package main
 
 import (
@@ -61,9 +65,10 @@ import (
 const (
 	metaName      = "meta"
 	legacyWALName = "wal" // format version 1: the whole log in one file
-	walVersion    = 2
+	walVersion    = 3
 	frameHeader   = 9       // length, CRC, kind
 	maxFrameBytes = 1 << 30 // a larger length field is damage, not data
+	maxKeptFrame  = 1 << 20 // a larger frame's buffer is not kept for the next write
 
 	defaultSegmentBytes = 64 << 20
 )
@@ -73,6 +78,7 @@ const (
 	frameContinue     byte = 1 // the payload continues the gob stream of the frames before it
 	frameNewStream    byte = 2 // the payload starts a new gob stream
 	frameSnapshotData byte = 3 // a snapshot's state machine bytes (snapshot.go)
+	frameEntries      byte = 4 // a record of a hard state and entries, encoded by hand (walbin.go)
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -153,9 +159,13 @@ type storage struct {
 	segs   []segment // live segments, oldest first; the last is being written
 	f      *os.File  // the last segment
 	size   int64     // bytes in it
+	frame  []byte    // the frame being written, kept for the next
 	buf    bytes.Buffer
 	enc    *gob.Encoder
 	framed int // frames written by enc: its first starts a stream
+	// gobOnly writes every record in gob, as binaries before frameEntries did: a test's
+	// seam, to make the data dirs they left.
+	gobOnly bool
 
 	// What the first record of the next segment repeats.
 	hs   HardState
@@ -241,12 +251,20 @@ func openNodeStorage(dir, id string, bootstrap Config, token string) (s *storage
 	s.segs = d.segs
 	s.meta = *d.meta
 	s.meta.Version, s.meta.ID = walVersion, id
-	if s.meta.Incarnation == 0 {
-		// A data dir from before incarnations gets one.
-		s.meta.Incarnation = newIncarnation()
-		if err := writeMeta(dir, s.meta); err != nil {
-			return nil, st, nil, "", fmt.Errorf("name data dir %s: %w", dir, err)
+	// A data dir from before incarnations gets one. One of format version 2 becomes 3
+	// before a record is written in binary: a binary before frameEntries then refuses it
+	// (as of a newer format, or as damaged) where it would have cut the records it cannot
+	// read off as a torn tail.
+	if s.meta.Incarnation == 0 || d.meta.Version < walVersion {
+		if s.meta.Incarnation == 0 {
+			s.meta.Incarnation = newIncarnation()
 		}
+		if err := writeMeta(dir, s.meta); err != nil {
+			return nil, st, nil, "", fmt.Errorf("upgrade data dir %s: %w", dir, err)
+		}
+	}
+	if d.meta.Version == 2 {
+		notice = strings.TrimPrefix(notice+"; ", "; ") + fmt.Sprintf("%s: upgraded the data dir from format version 2 to %d (binaries before this one refuse it)", dir, walVersion)
 	}
 	s.hs, s.last, s.snap = st.HardState, d.state.lastPosition(), st.Snapshot
 	if st.Snapshot.Index > 0 {
@@ -442,6 +460,11 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 		if err := decodeSingleFrame(data, &meta); err != nil {
 			return d, fmt.Errorf("%w: %s: %v", errDataDir, path, err)
 		}
+		// Before the segments: a newer format's records may be of kinds this binary
+		// does not know, and the format is what to tell the user about.
+		if meta.Version > walVersion {
+			return d, fmt.Errorf("%w: %s is format version %d; this binary reads up to version %d: run a newer raft", errDataDir, dir, meta.Version, walVersion)
+		}
 		d.meta = &meta
 	}
 	for i, seq := range seqs {
@@ -473,9 +496,6 @@ func readDataDir(dir, id string) (d dataDir, err error) {
 	}
 	if d.meta == nil {
 		return d, fmt.Errorf("%w: %s: the log has no header", errDataDir, dir)
-	}
-	if d.meta.Version > walVersion {
-		return d, fmt.Errorf("%w: %s is format version %d; this binary reads up to version %d: run a newer raft", errDataDir, dir, d.meta.Version, walVersion)
 	}
 	if d.meta.ID != id {
 		return d, fmt.Errorf("%w: %s belongs to node %s, not %s; give this node its own data dir (-d)", errDataDir, dir, d.meta.ID, id)
@@ -517,15 +537,27 @@ func (d *dataDir) replaySegment(path string, data []byte, first bool) (maxIndex 
 			}
 			break // a torn tail
 		}
-		if kind == frameNewStream {
-			in.Reset()
-			dec = gob.NewDecoder(&in)
-		} else if dec == nil || kind != frameContinue {
-			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is not a log record, or continues a stream that never started", errDataDir, path, off)
-		}
-		in.Write(payload)
 		var rec walRecord
-		if err := dec.Decode(&rec); err != nil || in.Len() != 0 {
+		switch kind {
+		case frameEntries:
+			rec, err = readEntriesRecord(payload)
+		case frameNewStream, frameContinue:
+			if kind == frameNewStream {
+				in.Reset()
+				dec = gob.NewDecoder(&in)
+			} else if dec == nil {
+				return 0, 0, fmt.Errorf("%w: %s: the record at offset %d continues a stream that never started", errDataDir, path, off)
+			}
+			in.Write(payload)
+			if err = dec.Decode(&rec); err == nil && in.Len() != 0 {
+				err = errors.New("bytes after its end")
+			}
+		case frameSnapshotData:
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is not a log record", errDataDir, path, off)
+		default:
+			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d is of kind %d, which this binary does not know: a newer version of raft wrote it; run that version or a newer one", errDataDir, path, off, kind)
+		}
+		if err != nil {
 			return 0, 0, fmt.Errorf("%w: %s: the record at offset %d passes its checksum but does not decode (%v)", errDataDir, path, off, err)
 		}
 		if err := d.replayRecord(rec, first && records == 0, records == 0); err != nil {
@@ -838,9 +870,12 @@ func gobBytes(v any) []byte {
 
 // decodeSingleFrame decodes a file that holds one frame.
 func decodeSingleFrame(data []byte, v any) error {
-	_, payload, next, ok := readFrame(data, 0)
+	kind, payload, next, ok := readFrame(data, 0)
 	if !ok || next != len(data) {
 		return errors.New("damaged (bad length or checksum at offset 0)")
+	}
+	if kind != frameNewStream {
+		return fmt.Errorf("holds a record of kind %d, not the one this binary writes (%d): a newer version of raft wrote it? run that version or a newer one", kind, frameNewStream)
 	}
 	if err := decodeGob(payload, v); err != nil {
 		return fmt.Errorf("passes its checksum but does not decode at offset 0: %v", err)
@@ -988,19 +1023,10 @@ func (s *storage) SaveSnapshot(meta SnapshotMeta, replaced bool) error {
 // write appends a record to the current segment, in one frame: one write, one fsync.
 // A write is never more than one frame, so a torn write is always a torn last frame.
 func (s *storage) write(rec walRecord) error {
-	s.buf.Reset()
-	if err := s.enc.Encode(rec); err != nil {
-		return fmt.Errorf("encode log record: %w", err)
+	frame, err := s.encode(rec)
+	if err != nil {
+		return err
 	}
-	if s.buf.Len() > maxFrameBytes {
-		return fmt.Errorf("a log record of %d bytes is more than a frame holds (%d)", s.buf.Len(), maxFrameBytes)
-	}
-	kind := frameContinue
-	if s.framed == 0 {
-		kind = frameNewStream
-	}
-	s.framed++
-	frame := appendFrame(nil, kind, s.buf.Bytes())
 	if _, err := s.f.Write(frame); err != nil {
 		return err // an *fs.PathError: "write <segment>: <why>"
 	}
@@ -1008,7 +1034,39 @@ func (s *storage) write(rec walRecord) error {
 		return err // "sync <segment>: <why>"
 	}
 	s.size += int64(len(frame))
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
 	return nil
+}
+
+// encode frames rec in s.frame: a record of a hard state and entries in binary
+// (walbin.go), any other in the segment's gob stream.
+func (s *storage) encode(rec walRecord) ([]byte, error) {
+	var err error
+	s.frame = append(s.frame[:0], make([]byte, frameHeader)...)
+	kind := frameEntries
+	if entriesOnly(&rec) && !s.gobOnly {
+		if s.frame, err = appendEntriesRecord(s.frame, &rec); err != nil {
+			return nil, fmt.Errorf("encode log record: %w", err)
+		}
+	} else {
+		s.buf.Reset()
+		if err := s.enc.Encode(rec); err != nil {
+			return nil, fmt.Errorf("encode log record: %w", err)
+		}
+		kind = frameContinue
+		if s.framed == 0 {
+			kind = frameNewStream
+		}
+		s.framed++
+		s.frame = append(s.frame, s.buf.Bytes()...)
+	}
+	if n := len(s.frame) - frameHeader; n > maxFrameBytes {
+		return nil, fmt.Errorf("a log record of %d bytes is more than a frame holds (%d)", n, maxFrameBytes)
+	}
+	putFrameHeader(s.frame, kind)
+	return s.frame, nil
 }
 
 // Close closes the log and releases the data dir.
@@ -1022,11 +1080,23 @@ func (s *storage) Close() error {
 }
 
 func appendFrame(b []byte, kind byte, payload []byte) []byte {
-	var h [frameHeader]byte
-	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(h[4:], frameCRC(kind, payload))
-	h[8] = kind
-	return append(append(b, h[:]...), payload...)
+	start := len(b)
+	b = append(append(b, make([]byte, frameHeader)...), payload...)
+	putFrameHeader(b[start:], kind)
+	return b
+}
+
+// putFrameHeader fills in the header of frame, whose payload follows it.
+func putFrameHeader(frame []byte, kind byte) {
+	binary.LittleEndian.PutUint32(frame[0:], uint32(len(frame)-frameHeader))
+	frame[8] = kind
+	binary.LittleEndian.PutUint32(frame[4:], kindAndPayloadCRC(frame))
+}
+
+// kindAndPayloadCRC is the CRC of a whole frame: of its kind and the payload after it.
+// (frameCRC takes them apart, at the cost of an allocation.)
+func kindAndPayloadCRC(frame []byte) uint32 {
+	return crc32.Checksum(frame[8:], crcTable)
 }
 
 func frameCRC(kind byte, payload []byte) uint32 {
@@ -1034,6 +1104,8 @@ func frameCRC(kind byte, payload []byte) uint32 {
 }
 
 // readFrame parses the frame at off. ok is false if there is no whole, intact frame there.
+// A frame of any kind is intact if its checksum holds: what a kind this binary does not
+// know means is for the reader to say (a newer version wrote it), not a torn write.
 func readFrame(data []byte, off int) (kind byte, payload []byte, next int, ok bool) {
 	if len(data)-off < frameHeader {
 		return 0, nil, 0, false
@@ -1044,13 +1116,11 @@ func readFrame(data []byte, off int) (kind byte, payload []byte, next int, ok bo
 	if n == 0 || n > maxFrameBytes || uint64(off)+frameHeader+uint64(n) > uint64(len(data)) {
 		return 0, nil, 0, false
 	}
-	if kind != frameContinue && kind != frameNewStream && kind != frameSnapshotData {
+	frame := data[off : off+frameHeader+int(n)]
+	if kindAndPayloadCRC(frame) != crc {
 		return 0, nil, 0, false
 	}
-	payload = data[off+frameHeader : off+frameHeader+int(n)]
-	if frameCRC(kind, payload) != crc {
-		return 0, nil, 0, false
-	}
+	payload = frame[frameHeader:]
 	return kind, payload, off + frameHeader + int(n), true
 }
 
