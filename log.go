@@ -1030,7 +1030,7 @@ func (s *storage) write(rec walRecord) error {
 	if _, err := s.f.Write(frame); err != nil {
 		return err // an *fs.PathError: "write <segment>: <why>"
 	}
-	if err := s.f.Sync(); err != nil {
+	if err := syncData(s.f); err != nil {
 		return err // "sync <segment>: <why>"
 	}
 	s.size += int64(len(frame))
