@@ -177,3 +177,36 @@ func TestRepliesHandedOnArrival(t *testing.T) {
 		}
 	}
 }
+
+// A follower whose disk is slow answers a call by the heartbeat interval with what is
+// ready, and the rest goes the old way: its leader sends it nothing else while a call
+// is out, heartbeats included. (Found in review: with a 400 ms write, the handler held
+// the call for 500 ms, and the follower, hearing nothing, started a pre-vote every few
+// hundred ms.)
+func TestExchangeWaitsAtMostAHeartbeat(t *testing.T) {
+	n := storedNode(t, 0)
+	if n.replyWait != 100*time.Millisecond {
+		t.Fatalf("an Exchange handler waits %v with -heartbeat 100ms; want 100ms", n.replyWait)
+	}
+	n.replyWait = 20 * time.Millisecond
+	// The loop steps the call and hands its write to the writer, whose answer it never
+	// takes: the write stays unfinished, as on a disk that hangs.
+	looped := make(chan struct{})
+	go func() {
+		defer close(looped)
+		c := <-n.callc
+		n.stepCall(c)
+		n.handleReady()
+		n.closeCalls()
+	}()
+	start := time.Now()
+	replies, err := n.exchange([]Message{{Type: MsgApp, From: "127.0.0.1:2", To: n.id, Term: 1,
+		Entries: []Entry{{Index: 1, Term: 1, Data: []byte("x")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); len(replies) != 0 || waited >= maxReplyWait {
+		t.Fatalf("answered %v after %v with the write unfinished; want nothing, after about 20ms (at most %v)", replies, waited, maxReplyWait)
+	}
+	<-looped // the cleanup takes the write's answer
+}

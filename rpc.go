@@ -478,13 +478,18 @@ func (p *peer) deliver(client *rpc.Client, batch []Message) error {
 		r := Replies{deliver: p.t.receive}
 		err := callWithin(client, "Raft.Exchange", b, &r, deliverTimeout, p.t.stopc, errStopping)
 		if !oldPeer(err) {
-			if err == nil && !r.handed && len(r.Messages) > 0 && p.t.receive != nil {
+			// Only a call that ended has its reply written: one given up on may still be
+			// being decoded (found in review: a data race).
+			if err != nil {
+				return err
+			}
+			if !r.handed && len(r.Messages) > 0 && p.t.receive != nil {
 				r.err = p.t.receive(r.Messages) // a codec that does not call arrived
 			}
 			if r.err != nil {
 				p.t.logger.Warn("dropped the responses in a reply", "peer", p.addr, "err", r.err)
 			}
-			return err
+			return nil
 		}
 		p.old = true
 	}

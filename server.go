@@ -99,6 +99,7 @@ type node struct {
 	// since the last closeCalls: a call is answered once the writes its steps caused are.
 	writesIssued, writesDone uint64
 	opened                   []*inCall
+	replyWait                time.Duration // how long an Exchange handler waits for its answers
 }
 
 // snapshotDone is the outcome of writing a snapshot in the background.
@@ -435,7 +436,7 @@ func newNode(cfg nodeConfig, st persistentState, store *storage, trans *transpor
 		reads: map[uint64]*proposal{}, statusc: make(chan chan status), runc: make(chan func()),
 		writec: make(chan writeReq, maxWriteBatch), writtenc: make(chan writeDone), writerDone: make(chan struct{}),
 		snapshotEntries: cfg.SnapshotEntries, nextSnapshot: st.Snapshot.Index + cfg.SnapshotEntries, maxMessage: cfg.MaxMessage,
-		snapc: make(chan snapshotDone, 1),
+		snapc: make(chan snapshotDone, 1), replyWait: min(maxReplyWait, max(cfg.Heartbeat, time.Millisecond)),
 	}
 	if trans == nil {
 		trans = newTransport(cfg.ID, cfg.DataDir, n.report, logger)
@@ -536,7 +537,7 @@ func (n *node) run() (err error) {
 		}
 		// Take whatever else is waiting, so one write and one fsync cover all of it.
 	drain:
-		for i := 0; i < maxDrain; i++ {
+		for taken := 0; taken < maxDrain; taken++ {
 			select {
 			case m := <-n.recvc:
 				n.step(m)
@@ -544,6 +545,7 @@ func (n *node) run() (err error) {
 				n.stepCall(c)
 			case ps := <-n.propc:
 				n.proposeAll(ps)
+				taken += len(ps) - 1
 			default:
 				break drain
 			}
