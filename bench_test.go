@@ -98,36 +98,25 @@ func BenchmarkSaveAll(b *testing.B) {
 		hs.Commit = next - 1
 		return walRecord{HardState: hs, Entries: ents}
 	}
-	b.Run("fsync", func(b *testing.B) {
-		s, _, _, _, err := openStorage(b.TempDir(), ":1", testBootstrap)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		next = 1 // a new log
-		b.ReportAllocs()
-		b.SetBytes(20 * 64)
-		for b.Loop() {
-			if err := s.SaveAll([]walRecord{record()}); err != nil {
+	run := func(name string, op func(s *storage, rec walRecord) error) {
+		b.Run(name, func(b *testing.B) {
+			s, _, _, _, err := openStorage(b.TempDir(), ":1", testBootstrap)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("encode", func(b *testing.B) {
-		s, _, _, _, err := openStorage(b.TempDir(), ":1", testBootstrap)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		next = 1 // a new log
-		b.ReportAllocs()
-		b.SetBytes(20 * 64)
-		for b.Loop() {
-			if _, err := s.encode(record()); err != nil {
-				b.Fatal(err)
+			defer s.Close()
+			next = 1 // a new log
+			b.ReportAllocs()
+			b.SetBytes(20 * 64)
+			for b.Loop() {
+				if err := op(s, record()); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
+	run("fsync", func(s *storage, rec walRecord) error { return s.SaveAll([]walRecord{rec}) })
+	run("encode", func(s *storage, rec walRecord) error { _, err := s.encode(rec); return err })
 }
 
 // BenchmarkWALSave is one Save of 64 entries: encode, one write, one fsync.
