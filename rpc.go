@@ -254,8 +254,8 @@ func (s *rpcService) Command(req *CommandRequest, resp *CommandResponse) error {
 // Commands runs client commands (batch.go).
 func (s *rpcService) Commands(b *CommandBatch, resp *CommandBatchResponse) error {
 	n, err := s.node()
-	resp.Responses = make([]CommandResponse, len(b.Requests))
 	if err != nil {
+		resp.Responses = make([]CommandResponse, len(b.Requests))
 		for i := range resp.Responses {
 			resp.Responses[i] = CommandResponse{Status: StatusRetry, Error: err.Error()}
 		}
