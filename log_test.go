@@ -716,29 +716,16 @@ func TestWALOpensHexSnapshotName(t *testing.T) {
 }
 
 // legacyLog is a log file of format version 1: a header, then a record.
-func legacyLog() []byte {
-	var buf bytes.Buffer
-	enc := gob.NewEncoder(&buf)
-	var file []byte
-	for i, rec := range []walRecord{
-		{Meta: &walMeta{Version: 1, ID: ":1", Bootstrap: testBootstrap}},
-		{HardState: &HardState{Term: 1, Vote: ":1"}, Entries: ents(1, 1, "old", "entries")},
-	} {
-		buf.Reset()
-		enc.Encode(rec)
-		kind := frameContinue
-		if i == 0 {
-			kind = frameNewStream
-		}
-		file = appendFrame(file, kind, buf.Bytes())
-	}
-	return file
+func legacyLog(t *testing.T) []byte {
+	return gobSegment(t,
+		walRecord{Meta: &walMeta{Version: 1, ID: ":1", Bootstrap: testBootstrap}},
+		walRecord{HardState: &HardState{Term: 1, Vote: ":1"}, Entries: ents(1, 1, "old", "entries")})
 }
 
 // A data dir written by format version 1 (one "wal" file) is upgraded in place.
 func TestWALUpgradesVersion1(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, legacyWALName), legacyLog(), 0o600)
+	os.WriteFile(filepath.Join(dir, legacyWALName), legacyLog(t), 0o600)
 	s, st, _, notice, err := openStorage(dir, ":1", Config{Members: []string{":1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -1112,7 +1099,7 @@ func TestWALReplayMatchesModel(t *testing.T) {
 // was renamed, and a crash between them left a dir refused for good as "holds both a
 // version 1 log and a version 2 one".)
 func TestWALUpgradeCrashPoints(t *testing.T) {
-	v1 := legacyLog()
+	v1 := legacyLog(t)
 	v2meta := appendFrame(nil, frameNewStream, gobBytes(walMeta{Version: walVersion, ID: ":1", Bootstrap: testBootstrap}))
 	for _, tc := range []struct {
 		name     string
