@@ -120,21 +120,33 @@ func bit(v bool, bit byte) byte {
 const minMessageBytes = 19
 
 func (b *Batch) appendBin(p []byte) []byte {
-	p = appendUvarints(p, b.Cluster, uint64(len(b.Messages)))
-	for i := range b.Messages {
-		p = appendMessage(p, &b.Messages[i])
-	}
-	return p
+	return appendMessages(binary.AppendUvarint(p, b.Cluster), b.Messages)
 }
 
 func (b *Batch) readBin(r *binReader) {
 	b.Cluster = r.uvarint()
-	if n := r.count(minMessageBytes); n > 0 {
-		b.Messages = make([]Message, n)
-		for i := range b.Messages {
-			readMessage(r, &b.Messages[i])
-		}
+	b.Messages = readMessages(r)
+}
+
+// appendMessages appends a count and the messages; readMessages reads them back.
+func appendMessages(p []byte, ms []Message) []byte {
+	p = binary.AppendUvarint(p, uint64(len(ms)))
+	for i := range ms {
+		p = appendMessage(p, &ms[i])
 	}
+	return p
+}
+
+func readMessages(r *binReader) []Message {
+	n := r.count(minMessageBytes)
+	if n == 0 {
+		return nil
+	}
+	ms := make([]Message, n)
+	for i := range ms {
+		readMessage(r, &ms[i])
+	}
+	return ms
 }
 
 const (
@@ -212,22 +224,8 @@ func readSnapshotMeta(r *binReader, s *SnapshotMeta) {
 	}
 }
 
-func (b *Replies) appendBin(p []byte) []byte {
-	p = binary.AppendUvarint(p, uint64(len(b.Messages)))
-	for i := range b.Messages {
-		p = appendMessage(p, &b.Messages[i])
-	}
-	return p
-}
-
-func (b *Replies) readBin(r *binReader) {
-	if n := r.count(minMessageBytes); n > 0 {
-		b.Messages = make([]Message, n)
-		for i := range b.Messages {
-			readMessage(r, &b.Messages[i])
-		}
-	}
-}
+func (b *Replies) appendBin(p []byte) []byte { return appendMessages(p, b.Messages) }
+func (b *Replies) readBin(r *binReader)      { b.Messages = readMessages(r) }
 
 func (*Ack) appendBin(p []byte) []byte { return p }
 func (*Ack) readBin(*binReader)        {}
