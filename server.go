@@ -94,9 +94,9 @@ type node struct {
 	writec     chan writeReq
 	writtenc   chan writeDone
 	writerDone chan struct{}
-	writing    int // writes handed to the writer and not yet back
-	// Writes handed out and made durable since the start, and the Exchange calls stepped
-	// since the last closeCalls: a call is answered once the writes its steps caused are.
+	// Writes handed to the writer and made durable since the start (writesOut: those not
+	// yet back), and the Exchange calls stepped since the last closeCalls: a call is
+	// answered once the writes its steps caused are.
 	writesIssued, writesDone uint64
 	opened                   []*inCall
 	replyWait                time.Duration // how long an Exchange handler waits for its answers
@@ -611,7 +611,7 @@ func (n *node) handleReady() error {
 		for _, rs := range rd.ReadStates {
 			n.readConfirmed(rs)
 		}
-		if rd.HardState == nil && len(rd.Entries) == 0 && n.writing == 0 {
+		if rd.HardState == nil && len(rd.Entries) == 0 && n.writesOut() == 0 {
 			// Nothing to write, and no write on its way for the replies to wait for.
 			n.trans.send(late)
 			n.core.Advance(rd)

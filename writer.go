@@ -62,7 +62,6 @@ func (n *node) write(req writeReq) error {
 	for {
 		select {
 		case n.writec <- req:
-			n.writing++
 			n.writesIssued++
 			return nil
 		case done := <-n.writtenc:
@@ -72,6 +71,9 @@ func (n *node) write(req writeReq) error {
 		}
 	}
 }
+
+// writesOut is how many writes are with the writer.
+func (n *node) writesOut() uint64 { return n.writesIssued - n.writesDone }
 
 // written sends the replies that waited for a batch of writes and tells the core they
 // are durable.
@@ -83,7 +85,6 @@ func (n *node) written(done writeDone) error {
 		n.trans.send(r.late)
 		n.core.Advance(r.rd)
 	}
-	n.writing -= len(done.reqs)
 	n.writesDone += uint64(len(done.reqs))
 	return nil
 }
@@ -104,7 +105,7 @@ func (n *node) stopWriter() {
 // flushWrites waits until every write handed out is durable: before the loop touches
 // the storage itself (snapshots), and before it stops.
 func (n *node) flushWrites() error {
-	for n.writing > 0 {
+	for n.writesOut() > 0 {
 		if err := n.written(<-n.writtenc); err != nil {
 			return err
 		}
