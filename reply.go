@@ -59,10 +59,9 @@ const maxReplyWait = deliverTimeout / 4
 
 // inCall is an Exchange call whose responses go into its reply.
 type inCall struct {
-	from    string
-	msgs    []Message
-	after   uint64 // closed once this many writes are durable
-	counted bool   // after is set: its steps' writes are handed out
+	from  string
+	msgs  []Message
+	after uint64 // closed once this many writes are durable (set by closeCalls)
 
 	mu      sync.Mutex
 	replies []Message
@@ -79,6 +78,12 @@ func (c *inCall) add(m Message) bool {
 	}
 	c.replies = append(c.replies, m)
 	return true
+}
+
+// close ends the call for the loop, and wakes its handler.
+func (c *inCall) close() {
+	c.end()
+	close(c.done)
 }
 
 // end ends the call and returns its replies; later responses go the old way.
@@ -133,8 +138,7 @@ func (n *node) stepCall(c *inCall) {
 	}
 	c.msgs = nil
 	if !asks {
-		c.end()
-		close(c.done)
+		c.close()
 		return
 	}
 	n.trans.calls[c.from] = append(n.trans.calls[c.from], c)
@@ -142,17 +146,17 @@ func (n *node) stepCall(c *inCall) {
 }
 
 // closeCalls closes the calls whose writes are durable. Those stepped since the last
-// time wait for the writes handed out meanwhile (handleReady has just run).
+// time wait for the writes handed out meanwhile (handleReady has just run): every open
+// call has its after once they are counted.
 func (n *node) closeCalls() {
 	for _, c := range n.opened {
-		c.after, c.counted = n.writesIssued, true
+		c.after = n.writesIssued
 	}
 	n.opened = n.opened[:0]
 	for from, open := range n.trans.calls {
 		k := 0
-		for ; k < len(open) && open[k].counted && open[k].after <= n.writesDone; k++ {
-			open[k].end()
-			close(open[k].done)
+		for ; k < len(open) && open[k].after <= n.writesDone; k++ {
+			open[k].close()
 		}
 		if k == len(open) {
 			delete(n.trans.calls, from)
