@@ -96,7 +96,17 @@ func (n *node) takeBackup(wait time.Duration) BackupReply {
 	if !n.backups.reserve() {
 		return BackupReply{Status: StatusRetry, Leader: n.id, Error: fmt.Sprintf("%s is already serving %d backups; try again once one is done", n.id, maxBackups)}
 	}
-	defer n.backups.release()
+	sb, failed := n.writeBackup(wait)
+	n.backups.settle(sb)
+	if sb == nil {
+		return failed
+	}
+	n.logger.Info("serving a backup", "index", sb.head.Index, "term", sb.head.Term, "bytes", sb.head.Size)
+	return n.backups.piece(sb.head.ID, 0)
+}
+
+// writeBackup writes the backup file for takeBackup; if it cannot, it says why instead.
+func (n *node) writeBackup(wait time.Duration) (*servedBackup, BackupReply) {
 	// The barrier of a linearizable read, here and not at the leader (Forwarded): the
 	// backup holds everything committed before it was asked for.
 	read := n.command(&CommandRequest{Command: cmdRead, Message: "count", Wait: wait, Forwarded: true})
@@ -105,7 +115,7 @@ func (n *node) takeBackup(wait time.Duration) BackupReply {
 		if status != StatusRejected {
 			status = StatusRetry // a read changes nothing: trying again is always safe
 		}
-		return BackupReply{Status: status, Leader: read.Leader, NotLeader: read.NotLeader, Error: read.Error}
+		return nil, BackupReply{Status: status, Leader: read.Leader, NotLeader: read.NotLeader, Error: read.Error}
 	}
 	var meta SnapshotMeta
 	var view machineView
@@ -114,22 +124,20 @@ func (n *node) takeBackup(wait time.Duration) BackupReply {
 		meta = n.core.snapshotMeta(n.core.lastApplied)
 		view, viewErr = n.sm.view()
 	}); err != nil {
-		return BackupReply{Status: StatusRetry, Error: err.Error()}
+		return nil, BackupReply{Status: StatusRetry, Error: err.Error()}
 	}
 	defer view.close()
 	if viewErr != nil {
-		return BackupReply{Status: StatusRejected, Leader: n.id, Error: fmt.Sprintf("%s cannot read its state: %v", n.id, viewErr)}
+		return nil, BackupReply{Status: StatusRejected, Leader: n.id, Error: fmt.Sprintf("%s cannot read its state: %v", n.id, viewErr)}
 	}
 	meta.Machine = machineFormat
 	f, size, err := writeBackupFile(n.dir, meta, view)
 	if err != nil {
-		return BackupReply{Status: StatusRejected, Leader: n.id, Error: fmt.Sprintf("%s cannot write the backup in its data dir: %v", n.id, err)}
+		return nil, BackupReply{Status: StatusRejected, Leader: n.id, Error: fmt.Sprintf("%s cannot write the backup in its data dir: %v", n.id, err)}
 	}
 	head := BackupReply{Status: StatusOK, Leader: n.id, From: n.id, ID: newSessionID(), Index: meta.Index, Term: meta.Term,
 		Messages: view.stored.count + uint64(len(view.messages)), Size: size}
-	n.backups.add(&servedBackup{f: f, head: head})
-	n.logger.Info("serving a backup", "index", meta.Index, "term", meta.Term, "bytes", size)
-	return n.backups.piece(head.ID, 0)
+	return &servedBackup{f: f, head: head}, BackupReply{}
 }
 
 // writeBackupFile writes the snapshot file of view to a temporary file in dir that has no
@@ -159,8 +167,11 @@ func (b *backupFiles) count() int {
 
 // reserve takes one of the maxBackups places for a backup about to be taken, if one is
 // free: checked and taken at once, so that however many clients ask together, no more
-// than maxBackups files are written and served. release gives it back; add, to serve
-// the backup, takes a place of its own before that.
+// than maxBackups files are written and served. settle ends the reservation: the backup
+// written keeps the place until it is dropped, or, if none was (sb nil), the place is
+// free again. (The place passes from the one to the other under one lock: a backup that
+// counted for two between being added and its reservation given back turned clients
+// away with only half the places in use.)
 func (b *backupFiles) reserve() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -171,20 +182,18 @@ func (b *backupFiles) reserve() bool {
 	return true
 }
 
-func (b *backupFiles) release() {
+func (b *backupFiles) settle(sb *servedBackup) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.writing--
-}
-
-func (b *backupFiles) add(sb *servedBackup) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	if sb == nil {
+		return
+	}
 	if b.open == nil {
 		b.open = map[uint64]*servedBackup{}
 	}
-	b.open[sb.head.ID] = sb
 	id := sb.head.ID
+	b.open[id] = sb
 	sb.timer = time.AfterFunc(backupIdle, func() { b.drop(id) })
 }
 

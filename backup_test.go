@@ -37,7 +37,8 @@ func TestBackupServedInPieces(t *testing.T) {
 	}
 	var served backupFiles
 	head := BackupReply{Status: StatusOK, ID: 42, Index: meta.Index, Term: meta.Term, Size: size}
-	served.add(&servedBackup{f: f, head: head})
+	served.reserve()
+	served.settle(&servedBackup{f: f, head: head})
 	var got bytes.Buffer
 	for off := int64(0); off < size; {
 		p := served.piece(42, off)
@@ -59,13 +60,42 @@ func TestBackupServedInPieces(t *testing.T) {
 	}
 
 	f, size, _ = writeBackupFile(t.TempDir(), meta, viewOf(msgs))
-	served.add(&servedBackup{f: f, head: BackupReply{ID: 7, Size: size}})
+	served.reserve()
+	served.settle(&servedBackup{f: f, head: BackupReply{ID: 7, Size: size}})
 	for _, off := range []int64{-1, size + 1} {
 		if p := served.piece(7, off); p.Status != StatusRejected || !strings.Contains(p.Error, "offset") {
 			t.Errorf("offset %d: %+v", off, p)
 		}
 	}
 	served.drop(7)
+}
+
+// A backup takes one place from its reservation until it is dropped, never two: with
+// one written and served, the other maxBackups-1 places are free to be reserved, and a
+// reservation that wrote nothing gives its place back.
+func TestBackupHoldsOnePlace(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b backupFiles
+	if !b.reserve() {
+		t.Fatal("no place free in an idle member")
+	}
+	b.settle(&servedBackup{f: f, head: BackupReply{ID: 1}})
+	defer b.drop(1)
+	for i := 1; i < maxBackups; i++ {
+		if !b.reserve() {
+			t.Fatalf("one backup served, %d reserved: the next is turned away (%d places)", i-1, maxBackups)
+		}
+	}
+	if b.reserve() {
+		t.Fatalf("a place past the %d", maxBackups)
+	}
+	b.settle(nil)
+	if !b.reserve() {
+		t.Fatal("a reservation that wrote nothing kept its place")
+	}
 }
 
 // The client checks the whole file it received before it names it: a piece lost, cut
