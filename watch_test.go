@@ -186,7 +186,12 @@ func TestEndToEndWatch(t *testing.T) {
 	}
 
 	// The watch started without -from printed only messages committed after it started,
-	// from the one after the last committed before it, with no gap.
+	// from the one after the last committed before it, with no gap. It polls on its own,
+	// maybe another member than the first watch, which applies "end" later: it is stopped
+	// once it has printed it.
+	if !nextOut.waitLine(`"message":"end"}`) {
+		t.Fatalf("a watch of the next messages did not print the last one, \"end\", within %v:\n%s", e2eWait, nextOut)
+	}
 	next.Process.Signal(syscall.SIGINT)
 	next.Wait()
 	var first watchedJSON
