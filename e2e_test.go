@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/rpc"
 	"os"
@@ -155,20 +156,79 @@ type e2eCluster struct {
 	procs   map[string]*proc
 }
 
-// freePorts finds n free ports on 127.0.0.1.
-func freePorts(t testing.TB, n int) []int {
-	var ports []int
+// Ports handed out to tests: each at most once in a run, so that one a test has not
+// started its node on yet is not given to another.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// testPortRange is where freePorts and freeDemoBase take ports: from 10000 to the start
+// of the kernel's ephemeral range (ip_local_port_range). A port of that range (what a
+// listen on :0 returns) can be taken between its check and the node's listen as the
+// local port of any outgoing connection on the machine (a client's, a member's, another
+// program's), and the node then fails to start: "address already in use". Where the
+// range starts too low to leave room below it, ok is false.
+func testPortRange() (low, high int, ok bool) {
+	high = 32768 // Linux's default start
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &high)
+	}
+	return 10000, high, high-10000 >= 2000
+}
+
+// givePort takes port for a test if it was not given before and listen succeeds on it;
+// the listeners are left open for the caller to close.
+func givePort(port int, listen ...string) ([]net.Listener, bool) {
+	if portsGiven[port] {
+		return nil, false
+	}
 	var lns []net.Listener
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, host := range listen {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
 		if err != nil {
-			t.Fatal(err)
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return nil, false
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	for _, ln := range lns {
-		ln.Close()
+	portsGiven[port] = true
+	return lns, true
+}
+
+// freePorts finds n free ports on 127.0.0.1, outside the ephemeral range (testPortRange).
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	low, high, ok := testPortRange()
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			t.Fatalf("no %d free ports on 127.0.0.1 in %d-%d after %d tries", n, low, high-1, tries)
+		}
+		if !ok { // no room below the ephemeral range: the kernel's choice
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lns = append(lns, ln)
+			ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+			continue
+		}
+		port := low + rand.IntN(high-low)
+		if got, free := givePort(port, "127.0.0.1"); free {
+			lns = append(lns, got...)
+			ports = append(ports, port)
+		}
 	}
 	return ports
 }
@@ -883,14 +943,22 @@ func (c *e2eCluster) status(id string) NodeStatus {
 // freeDemoBase finds three free ports in a row for -demo -p, which listens on every
 // interface.
 func freeDemoBase() int {
-	for base := 20000 + int(time.Now().UnixNano()%20000); ; base += 3 {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	low, high, _ := testPortRange()
+	for {
+		base := low + rand.IntN(max(high-low-3, 1))
+		var lns []net.Listener
 		ok := true
 		for i := range 3 {
-			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", base+i))
-			if err != nil {
+			got, free := givePort(base+i, "")
+			lns = append(lns, got...)
+			if !free {
 				ok = false
 				break
 			}
+		}
+		for _, ln := range lns {
 			ln.Close()
 		}
 		if ok {
