@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,25 +178,19 @@ func testPortRange() (low, high int, ok bool) {
 	return 10000, high, high-10000 >= 2000
 }
 
-// givePort takes port for a test if it was not given before and listen succeeds on it;
-// the listeners are left open for the caller to close.
-func givePort(port int, listen ...string) ([]net.Listener, bool) {
+// givePort reports whether port is free on host and was not given to a test before; if
+// so, it is given now.
+func givePort(host string, port int) bool {
 	if portsGiven[port] {
-		return nil, false
+		return false
 	}
-	var lns []net.Listener
-	for _, host := range listen {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
-		if err != nil {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			return nil, false
-		}
-		lns = append(lns, ln)
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return false
 	}
+	ln.Close()
 	portsGiven[port] = true
-	return lns, true
+	return true
 }
 
 // freePorts finds n free ports on 127.0.0.1, outside the ephemeral range (testPortRange).
@@ -205,28 +200,20 @@ func freePorts(t testing.TB, n int) []int {
 	defer portsMu.Unlock()
 	low, high, ok := testPortRange()
 	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 100*n {
 			t.Fatalf("no %d free ports on 127.0.0.1 in %d-%d after %d tries", n, low, high-1, tries)
 		}
+		port := low + rand.IntN(high-low)
 		if !ok { // no room below the ephemeral range: the kernel's choice
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
-			lns = append(lns, ln)
-			ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-			continue
+			port = ln.Addr().(*net.TCPAddr).Port
+			ln.Close()
 		}
-		port := low + rand.IntN(high-low)
-		if got, free := givePort(port, "127.0.0.1"); free {
-			lns = append(lns, got...)
+		if givePort("127.0.0.1", port) {
 			ports = append(ports, port)
 		}
 	}
@@ -938,35 +925,25 @@ func (c *e2eCluster) status(id string) NodeStatus {
 	return st
 }
 
-// raft -demo runs three members in one process; they serve, and Ctrl-C stops them and
-// removes their data.
 // freeDemoBase finds three free ports in a row for -demo -p, which listens on every
 // interface.
 func freeDemoBase() int {
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	low, high, _ := testPortRange()
+	low, high, ok := testPortRange()
+	if !ok { // no room below the ephemeral range: anywhere in 20000-39999, as before
+		low, high = 20000, 40000
+	}
 	for {
-		base := low + rand.IntN(max(high-low-3, 1))
-		var lns []net.Listener
-		ok := true
-		for i := range 3 {
-			got, free := givePort(base+i, "")
-			lns = append(lns, got...)
-			if !free {
-				ok = false
-				break
-			}
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if ok {
+		base := low + rand.IntN(high-low-3)
+		if givePort("", base) && givePort("", base+1) && givePort("", base+2) {
 			return base
 		}
 	}
 }
 
+// raft -demo runs three members in one process; they serve, and Ctrl-C stops them and
+// removes their data.
 func TestEndToEndDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes")
